@@ -1,0 +1,134 @@
+"""Shared building blocks of the contracts: identifiers, units, enums, base model."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
+SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+MATERIAL_ID_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,39}$"
+EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$"
+
+PartnerId = Annotated[
+    str,
+    Field(
+        pattern=PARTNER_ID_PATTERN,
+        description="Partner id: lowercase letter, then 1-39 of a-z, 0-9, '-'.",
+        examples=["klinikum-nord"],
+    ),
+]
+SiteId = Annotated[
+    str,
+    Field(
+        pattern=SITE_ID_PATTERN,
+        description="Site id within a partner: 1-40 of a-z, 0-9, '-'.",
+        examples=["lager-1"],
+    ),
+]
+MaterialId = Annotated[
+    str,
+    Field(
+        pattern=MATERIAL_ID_PATTERN,
+        description="Alliance material code: 1-40 of A-Z, 0-9, '.', '_', '-'.",
+        examples=["NACL-500ML"],
+    ),
+]
+EventId = Annotated[
+    str,
+    Field(
+        pattern=EVENT_ID_PATTERN,
+        description="Sender-chosen unique id (8-64 chars, e.g. a UUID) used for de-duplication.",
+        examples=["0b7e3c1e-8d2a-4f55-9a43-2f1d9c7e2a10"],
+    ),
+]
+
+
+def _not_nan(value: float) -> float:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Quantity = Annotated[
+    float,
+    Field(ge=0, le=1e12, description="Non-negative quantity in the stated unit."),
+    AfterValidator(_not_nan),
+]
+Timestamp = Annotated[
+    AwareDatetime,
+    Field(description="ISO 8601 timestamp with a timezone offset, e.g. 2026-11-22T08:00:00+01:00."),
+]
+
+
+class Unit(StrEnum):
+    """Units a quantity may be expressed in; a material always uses one unit."""
+
+    PIECES = "pcs"
+    KILOGRAM = "kg"
+    TONNE = "t"
+    LITRE = "l"
+    CUBIC_METRE = "m3"
+    KILOWATT_HOUR = "kWh"
+    MEGAWATT_HOUR = "MWh"
+    MACHINE_HOUR = "h"
+
+
+class Criticality(StrEnum):
+    """Criticality class of a partner or a need.
+
+    Tiers are strict priorities for protocols: hospital (1) before critical
+    infrastructure (2) before normal (3).
+    """
+
+    CRITICAL_INFRASTRUCTURE = "critical_infrastructure"
+    HOSPITAL = "hospital"
+    NORMAL = "normal"
+
+    @property
+    def tier(self) -> int:
+        return _TIERS[self]
+
+
+_TIERS = {
+    Criticality.HOSPITAL: 1,
+    Criticality.CRITICAL_INFRASTRUCTURE: 2,
+    Criticality.NORMAL: 3,
+}
+
+
+class Severity(StrEnum):
+    """Shortage severity, ordered: watch < shortage < critical."""
+
+    WATCH = "watch"
+    SHORTAGE = "shortage"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.WATCH: 1, Severity.SHORTAGE: 2, Severity.CRITICAL: 3}
+
+
+class Contract(BaseModel):
+    """Base of every contract: strict, unknown fields rejected, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+__all__ = [
+    "Contract",
+    "Criticality",
+    "EventId",
+    "MaterialId",
+    "PartnerId",
+    "Quantity",
+    "Severity",
+    "SiteId",
+    "Timestamp",
+    "Unit",
+]

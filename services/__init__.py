@@ -1,0 +1,1 @@
+"""Verbund services: gateway, ledger, coordinator, audit, console, and their common runtime."""

@@ -1,0 +1,70 @@
+"""Thin Kafka helpers on aiokafka: reachability check, topic creation, producers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from services.common.broker import BrokerError
+from services.common.topics import ALL_TOPICS, TopicSpec
+
+
+async def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[TopicSpec] = ALL_TOPICS,
+    timeout: float = 20.0,
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created.
+
+    Raises :class:`BrokerError` with one readable line when the broker is unusable.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        await _quiet_close(admin)
+        raise BrokerError(f"Kafka broker at {bootstrap} is not reachable: {exc!r}") from exc
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in topics if t.name not in existing]
+        created: list[str] = []
+        for spec in wanted:
+            try:
+                await admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, replication_factor)],
+                    timeout_ms=int(timeout * 1000),
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    except KafkaError as exc:
+        raise BrokerError(f"cannot create topics on {bootstrap}: {exc!r}") from exc
+    finally:
+        await _quiet_close(admin)
+
+
+async def _quiet_close(admin: AIOKafkaAdminClient) -> None:
+    try:
+        await admin.close()
+    except Exception:  # noqa: BLE001 - closing a half-started client
+        pass
+
+
+def durable_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
+    """A producer that only reports success once all in-sync replicas have the write."""
+    options: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "linger_ms": 2,
+        "max_batch_size": 1 << 20,
+        "max_request_size": 4 << 20,
+        "enable_idempotence": False,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
