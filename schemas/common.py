@@ -54,7 +54,12 @@ def _not_nan(value: float) -> float:
 
 Quantity = Annotated[
     float,
-    Field(ge=0, le=1e12, description="Non-negative quantity in the stated unit."),
+    Field(
+        ge=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="Non-negative quantity in the stated unit.",
+    ),
     AfterValidator(_not_nan),
 ]
 Timestamp = Annotated[
