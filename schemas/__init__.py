@@ -4,4 +4,6 @@ JSON Schema documents and the AsyncAPI description in this folder are generated
 from these models (``verbund schemas generate``); a test fails when they drift.
 """
 
-SCHEMA_VERSION = 1
+from typing import Final
+
+SCHEMA_VERSION: Final = 1

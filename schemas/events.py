@@ -63,9 +63,7 @@ class StockReported(Envelope):
         for index, position in enumerate(positions):
             key = (position.site_id, position.material_id)
             if key in seen:
-                raise ValueError(
-                    f"position {index} repeats site {key[0]!r} material {key[1]!r}"
-                )
+                raise ValueError(f"position {index} repeats site {key[0]!r} material {key[1]!r}")
             seen.add(key)
         return positions
 

@@ -46,7 +46,9 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
                 return
         except OSError as exc:
             if time.monotonic() > deadline:
-                raise BrokerError(f"broker at {host}:{port} did not answer within {timeout:.0f}s") from exc
+                raise BrokerError(
+                    f"broker at {host}:{port} did not answer within {timeout:.0f}s"
+                ) from exc
             time.sleep(0.05)
 
 
@@ -72,8 +74,16 @@ class EmbeddedBroker:
         env = {k: v for k, v in os.environ.items() if k not in {"LISTENER_URL", "STORAGE_ENGINE"}}
         try:
             self._process = subprocess.Popen(
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"],
+                [
+                    binary,
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

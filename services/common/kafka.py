@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
@@ -26,7 +27,7 @@ async def ensure_topics(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
-    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaError, OSError) as exc:
         await _quiet_close(admin)
         raise BrokerError(f"Kafka broker at {bootstrap} is not reachable: {exc!r}") from exc
     try:
@@ -50,10 +51,8 @@ async def ensure_topics(
 
 
 async def _quiet_close(admin: AIOKafkaAdminClient) -> None:
-    try:
+    with contextlib.suppress(Exception):
         await admin.close()
-    except Exception:  # noqa: BLE001 - closing a half-started client
-        pass
 
 
 def durable_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:

@@ -61,9 +61,7 @@ def _file_values() -> dict[str, Any]:
 def load_settings(cls: type[S], **overrides: Any) -> S:
     """Build settings from file < environment < explicit overrides; fail with one line."""
     file_values = _file_values()
-    env_names = {
-        name for name in cls.model_fields if f"VERBUND_{name.upper()}" in os.environ
-    }
+    env_names = {name for name in cls.model_fields if f"VERBUND_{name.upper()}" in os.environ}
     values = {k: v for k, v in file_values.items() if k not in env_names}
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:

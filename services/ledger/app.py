@@ -1,0 +1,168 @@
+"""Faust wiring of the ledger: one agent over the partner topic, batches of raw records.
+
+The agent only moves bytes: it hands each batch to the pure :class:`LedgerProcessor`,
+then writes the changelog, alerts and dead letters and waits for the broker's
+acknowledgement before Faust acks (and later commits) the batch's offsets. State is
+durable through the changelog topic: a partition's state is rebuilt from it the first
+time this worker sees the partition (after start or a rebalance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+
+from services.common.kafka import durable_producer
+from services.common.logging import get_logger
+from services.common.topics import ALERTS, DEAD_LETTERS, LEDGER_CHANGELOG, PARTNER_EVENTS
+from services.ledger import metrics
+from services.ledger.processor import Inbound, LedgerProcessor
+from services.ledger.recovery import read_changelog
+from services.ledger.settings import LedgerSettings
+
+log = get_logger("ledger")
+
+
+class LedgerRuntime:
+    """The I/O around the processor: producer, recovery, balance reports."""
+
+    def __init__(self, settings: LedgerSettings, bootstrap: str, processor: LedgerProcessor):
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.processor = processor
+        self.producer: AIOKafkaProducer | None = None
+        self._start_lock = asyncio.Lock()
+        self._last_balance = 0.0
+
+    async def start(self) -> AIOKafkaProducer:
+        async with self._start_lock:
+            if self.producer is None:
+                producer = durable_producer(self.bootstrap)
+                await producer.start()
+                self.producer = producer
+        return self.producer
+
+    async def stop(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def recover(self, partition: int) -> None:
+        started = time.perf_counter()
+        records = await read_changelog(self.bootstrap, partition)
+        applied = self.processor.restore_partition(partition, records, time.time())
+        elapsed = time.perf_counter() - started
+        metrics.RECOVERY_SECONDS.observe(elapsed)
+        log.info(
+            "partition_recovered",
+            partition=partition,
+            changelog_records=applied,
+            positions=len(self.processor.states[partition].positions),
+            seconds=round(elapsed, 3),
+        )
+
+    def revoke(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.processor.drop_partition(partition)
+        if partitions:
+            log.info("partitions_revoked", partitions=sorted(partitions))
+
+    async def handle(self, batch: list[Inbound]) -> None:
+        started = time.perf_counter()
+        producer = await self.start()
+        for partition in sorted({m.partition for m in batch}):
+            if not self.processor.has(partition):
+                await self.recover(partition)
+        now = time.time()
+        out = self.processor.process(batch, now)
+        pending: list[Any] = []
+        for partition, record in out.changelog.items():
+            pending.append(
+                await producer.send(
+                    LEDGER_CHANGELOG.name, record, key=str(partition).encode(), partition=partition
+                )
+            )
+        for key, value in out.alerts:
+            pending.append(await producer.send(ALERTS.name, value, key=key))
+        for key, value in out.dead_letters:
+            pending.append(await producer.send(DEAD_LETTERS.name, value, key=key))
+        if now - self._last_balance >= self.settings.ledger_balance_interval:
+            self._last_balance = now
+            for key, value in self.processor.balance_reports(now):
+                pending.append(await producer.send(ALERTS.name, value, key=key))
+        if pending:
+            await asyncio.gather(*pending)
+        metrics.record_outcome(out)
+        done = time.time()
+        for message in batch:
+            if message.timestamp_ms:
+                metrics.PROCESSING_LATENCY.observe(max(0.0, done - message.timestamp_ms / 1000))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        if out.rejected or out.transitions:
+            log.info(
+                "batch_processed",
+                records=len(batch),
+                positions=out.positions,
+                rejected=dict(out.rejected),
+                shortage_transitions=dict(out.transitions),
+            )
+
+
+def create_app(settings: LedgerSettings, bootstrap: str, runtime: LedgerRuntime) -> faust.App:
+    app = faust.App(
+        settings.group_id,
+        broker=";".join(f"kafka://{b}" for b in bootstrap.split(",")),
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        topic_replication_factor=settings.kafka_replication_factor,
+        topic_partitions=PARTNER_EVENTS.partitions,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=16_384,
+        consumer_max_fetch_size=16 << 20,
+        producer_acks=-1,
+    )
+    topic = app.topic(
+        PARTNER_EVENTS.name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    @app.agent(topic)
+    async def ingest(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.ledger_batch_size, within=settings.ledger_batch_window
+        ):
+            batch = [
+                Inbound(
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
+                    key=e.message.key,
+                    value=e.message.value,
+                    timestamp_ms=int(e.message.timestamp * 1000) if e.message.timestamp else None,
+                )
+                for e in events
+            ]
+            await runtime.handle(batch)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        runtime.revoke({tp.partition for tp in revoked if tp.topic == PARTNER_EVENTS.name})
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def on_shutdown(sender: Any, **_: Any) -> None:
+        await runtime.stop()
+
+    return app

@@ -1,0 +1,349 @@
+"""Pure batch processing for the ledger: raw Kafka records in, changelog/alerts/dead letters out.
+
+The Faust agent hands every batch to :meth:`LedgerProcessor.process` and only
+does the I/O for what comes back.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.alerts import DeadLetter, MaterialBalanceReported, ShortageDetected, ShortageResolved
+from schemas.alliance import Alliance, ShortageRules
+from schemas.common import Criticality, Unit
+from schemas.errors import field_errors
+from schemas.events import (
+    CapacityOffered,
+    NeedReported,
+    OrderAcknowledged,
+    StockReported,
+    parse_partner_event,
+)
+from services.ledger.records import PositionKey
+from services.ledger.shortage import Change, Transition, assess
+from services.ledger.state import Applied, PartitionState
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+CHANGELOG_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One consumed Kafka record, as the ledger sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+
+@dataclass
+class Outcome:
+    """Everything a batch produced; the adapter writes it to Kafka."""
+
+    changelog: dict[int, bytes] = field(default_factory=dict)
+    alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes, bytes]] = field(default_factory=list)
+    ingested: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[str] = field(default_factory=Counter)
+    positions: int = 0
+    acknowledgements: list[OrderAcknowledged] = field(default_factory=list)
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, detail: str, errors: list[str] | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.errors = errors or []
+
+
+class LedgerProcessor:
+    """Holds the state of the partitions this worker owns and processes batches for them."""
+
+    def __init__(
+        self,
+        alliance: Alliance | None = None,
+        service: str = "ledger",
+        dedup_capacity: int = 200_000,
+    ) -> None:
+        self.alliance = alliance
+        self.rules = alliance.shortage_rules if alliance else ShortageRules()
+        self.service = service
+        self.dedup_capacity = dedup_capacity
+        self.states: dict[int, PartitionState] = {}
+
+    # -- partitions -----------------------------------------------------------------------
+    def has(self, partition: int) -> bool:
+        return partition in self.states
+
+    def restore_partition(self, partition: int, records: list[bytes], now: float) -> int:
+        """Rebuild a partition from its changelog records; returns the number applied."""
+        state = PartitionState(partition, self.dedup_capacity)
+        touched: set[PositionKey] = set()
+        for raw in records:
+            record = orjson.loads(raw)
+            touched |= state.restore(record)
+        today = datetime.fromtimestamp(now, UTC).date()
+        for key in touched:
+            state.shortages.update(key, self._assess(state, key, today))
+        state.balances.dirty.clear()
+        self.states[partition] = state
+        return len(records)
+
+    def drop_partition(self, partition: int) -> None:
+        self.states.pop(partition, None)
+
+    def state(self, partition: int) -> PartitionState:
+        state = self.states.get(partition)
+        if state is None:
+            state = self.states[partition] = PartitionState(partition, self.dedup_capacity)
+        return state
+
+    # -- batches --------------------------------------------------------------------------
+    def process(self, batch: list[Inbound], now: float) -> Outcome:
+        out = Outcome()
+        applied: dict[int, Applied] = {}
+        for message in batch:
+            try:
+                event = self._validate(message)
+            except Rejected as rejection:
+                out.rejected[rejection.reason] += 1
+                out.dead_letters.append(self._dead_letter(message, rejection, now))
+                continue
+            out.ingested[event.type] += 1
+            if isinstance(event, OrderAcknowledged):
+                out.acknowledgements.append(event)
+                continue
+            state = self.state(message.partition)
+            if event.event_id in state.dedup:
+                out.ignored["duplicate"] += 1
+                continue
+            changes = applied.get(message.partition)
+            if changes is None:
+                changes = applied[message.partition] = Applied()
+            if isinstance(event, StockReported):
+                state.apply_stock(event, changes)
+                out.positions += len(event.positions)
+            elif isinstance(event, NeedReported):
+                state.apply_need(event, changes)
+            elif isinstance(event, CapacityOffered):
+                state.apply_offer(event, changes)
+        today = datetime.fromtimestamp(now, UTC).date()
+        for partition, changes in applied.items():
+            if changes.stale_positions:
+                out.ignored["out_of_order"] += changes.stale_positions
+            if not changes:
+                continue
+            out.changelog[partition] = encode_changelog(partition, changes)
+            self._shortages(self.states[partition], changes.touched, today, now, out)
+        return out
+
+    def _validate(self, message: Inbound) -> Any:
+        value = message.value
+        if not value:
+            raise Rejected("empty_message", "message has no value")
+        if len(value) > MAX_MESSAGE_BYTES:
+            raise Rejected(
+                "too_large", f"message is {len(value)} bytes, limit is {MAX_MESSAGE_BYTES}"
+            )
+        try:
+            event = parse_partner_event(value)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+            if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
+                raise Rejected("invalid_json", "message is not valid JSON", errors) from exc
+            raise Rejected("invalid_event", "; ".join(errors[:5]), errors) from exc
+        key = message.key.decode("utf-8", "replace") if message.key is not None else None
+        if key != event.partner_id:
+            raise Rejected(
+                "key_mismatch",
+                f"record key {key!r} is not the event's partner_id {event.partner_id!r}",
+            )
+        if self.alliance is not None:
+            partner = self.alliance.partner(event.partner_id)
+            if partner is None:
+                raise Rejected("unknown_partner", f"partner {event.partner_id!r} is not a member")
+            sites = {s.id for s in partner.sites}
+            used = _sites_of(event)
+            unknown = sorted(used - sites)
+            if unknown:
+                raise Rejected(
+                    "unknown_site",
+                    f"partner {event.partner_id!r} has no site(s) {', '.join(unknown)}",
+                )
+        return event
+
+    def _dead_letter(
+        self, message: Inbound, rejection: Rejected, now: float
+    ) -> tuple[bytes, bytes]:
+        letter = DeadLetter(
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            source_key=message.key.decode("utf-8", "replace") if message.key is not None else None,
+            reason=f"{rejection.reason}: {rejection.detail}"[:2000],
+            errors=rejection.errors,
+            original_base64=base64.b64encode(message.value or b"").decode("ascii"),
+            service=self.service,
+            received_at=datetime.fromtimestamp(now, UTC),
+        )
+        return message.topic.encode(), letter.model_dump_json().encode()
+
+    # -- shortages ------------------------------------------------------------------------
+    def _criticality(self, partner_id: str) -> Criticality:
+        partner = self.alliance.partner(partner_id) if self.alliance else None
+        return partner.criticality if partner else Criticality.NORMAL
+
+    def _assess(self, state: PartitionState, key: PositionKey, today: date) -> Any:
+        need_total = state.need_totals.get(key, 0.0)
+        due: date | None = None
+        if need_total > 0:
+            due = min(
+                date.fromisoformat(n.needed_by)
+                for (partner, _), n in state.needs.items()
+                if partner == key[0] and n.site_id == key[1] and n.material_id == key[2]
+            )
+        thresholds = self.rules.thresholds(self._criticality(key[0]))
+        return assess(state.positions.get(key), need_total, due, thresholds, today)
+
+    def _shortages(
+        self,
+        state: PartitionState,
+        touched: set[PositionKey],
+        today: date,
+        now: float,
+        out: Outcome,
+    ) -> None:
+        for key in touched:
+            change = state.shortages.update(key, self._assess(state, key, today))
+            if change is None:
+                continue
+            out.transitions[change.transition.value] += 1
+            alert = self._alert(state, change, now)
+            if alert is not None:
+                out.alerts.append((key[2].encode(), alert))
+
+    def _alert(self, state: PartitionState, change: Change, now: float) -> bytes | None:
+        partner, site, material = change.key
+        position = state.positions.get(change.key)
+        source = position.event_id if position else _latest_need_event(state, change.key)
+        at = datetime.fromtimestamp(now, UTC)
+        alert_id = _alert_id(source, change)
+        if change.transition is Transition.RESOLVED:
+            assert change.previous is not None
+            return (
+                ShortageResolved(
+                    alert_id=alert_id,
+                    partner_id=partner,
+                    site_id=site,
+                    material_id=material,
+                    previous_severity=change.previous,
+                    resolved_at=at,
+                    source_event_id=source,
+                )
+                .model_dump_json()
+                .encode()
+            )
+        if change.transition is Transition.EASED:
+            return None
+        assert change.severity is not None
+        unit = position.unit if position else _need_unit(state, change.key)
+        return (
+            ShortageDetected(
+                alert_id=alert_id,
+                partner_id=partner,
+                site_id=site,
+                material_id=material,
+                unit=Unit(unit),
+                severity=change.severity,
+                previous_severity=change.previous,
+                causes=list(change.causes),  # type: ignore[arg-type]
+                criticality=self._criticality(partner),
+                on_hand=position.on_hand if position else 0.0,
+                safety_stock=position.safety_stock if position else 0.0,
+                coverage_days=position.coverage_days if position else None,
+                need_quantity=state.need_totals.get(change.key, 0.0),
+                detected_at=at,
+                source_event_id=source,
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    # -- material balance -----------------------------------------------------------------
+    def balance_reports(self, now: float) -> list[tuple[bytes, bytes]]:
+        at = datetime.fromtimestamp(now, UTC)
+        reports = []
+        for partition, state in sorted(self.states.items()):
+            for balance in state.balances.take_dirty():
+                report = MaterialBalanceReported(
+                    material_id=balance.material_id,
+                    partition=partition,
+                    unit=Unit(balance.unit),
+                    total_need=balance.total_need,
+                    total_surplus=balance.total_surplus,
+                    partners=balance.partners,
+                    reported_at=at,
+                )
+                reports.append((balance.material_id.encode(), report.model_dump_json().encode()))
+        return reports
+
+
+def encode_changelog(partition: int, changes: Applied) -> bytes:
+    record: dict[str, Any] = {"v": CHANGELOG_VERSION, "p": partition, "ids": changes.event_ids}
+    if changes.positions:
+        record["pos"] = changes.positions
+    if changes.needs:
+        record["need"] = changes.needs
+    if changes.offers:
+        record["offer"] = changes.offers
+    if changes.seen:
+        record["seen"] = changes.seen
+    return orjson.dumps(record)
+
+
+def _sites_of(event: Any) -> set[str]:
+    if isinstance(event, StockReported):
+        return {p.site_id for p in event.positions}
+    site = getattr(event, "site_id", None)
+    return {site} if site else set()
+
+
+def _latest_need_event(state: PartitionState, key: PositionKey) -> str:
+    latest = max(
+        (
+            n
+            for (p, _), n in state.needs.items()
+            if p == key[0] and n.site_id == key[1] and n.material_id == key[2]
+        ),
+        key=lambda n: n.as_of,
+        default=None,
+    )
+    return latest.event_id if latest else "unknown-source"
+
+
+def _need_unit(state: PartitionState, key: PositionKey) -> str:
+    for (partner, _), need in state.needs.items():
+        if partner == key[0] and need.site_id == key[1] and need.material_id == key[2]:
+            return need.unit
+    return "pcs"
+
+
+def _alert_id(source: str, change: Change) -> str:
+    digest = hashlib.sha256(
+        "|".join([source, *change.key, change.transition.value, str(change.severity)]).encode()
+    ).hexdigest()[:32]
+    return f"al-{digest}"

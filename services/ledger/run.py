@@ -1,0 +1,39 @@
+"""Process entry point of the ledger service (``verbund ledger``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+
+from schemas.alliance import load_alliance
+from services.common.kafka import ensure_topics
+from services.common.logging import configure_logging, get_logger
+from services.common.metrics import serve_metrics
+from services.ledger.app import LedgerRuntime, create_app
+from services.ledger.metrics import register_state_collector
+from services.ledger.processor import LedgerProcessor
+from services.ledger.settings import LedgerSettings
+
+
+def run_ledger(settings: LedgerSettings) -> int:
+    configure_logging("ledger", settings.log_level, settings.log_json)
+    log = get_logger("ledger")
+    bootstrap = settings.require_bootstrap()
+    asyncio.run(ensure_topics(bootstrap))
+    alliance = load_alliance(settings.alliance_file) if settings.alliance_file else None
+    processor = LedgerProcessor(alliance, dedup_capacity=settings.ledger_dedup_window)
+    register_state_collector(processor)
+    port = serve_metrics(settings.metrics_host, settings.metrics_port)
+    log.info(
+        "ledger_starting",
+        bootstrap=bootstrap,
+        metrics=f"http://{settings.metrics_host}:{port}/metrics",
+        partners=len(alliance.partners) if alliance else None,
+    )
+    runtime = LedgerRuntime(settings, bootstrap, processor)
+    app = create_app(settings, bootstrap, runtime)
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, quiet=True)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,198 @@
+"""The alliance state of one Kafka partition, and how events and changelog rows change it.
+
+Pure: no I/O, no clocks (times are passed in). Live events and changelog replay go
+through the same ``set_*`` functions, so a restarted ledger rebuilds exactly the
+state it had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.events import CapacityOffered, NeedReported, StockReported
+from services.ledger.balance import MaterialBalances
+from services.ledger.dedup import EventIdWindow
+from services.ledger.records import NeedRecord, OfferRecord, PositionKey, PositionRecord
+from services.ledger.shortage import ShortageTracker
+
+# Changelog rows: lists, so they encode compactly as JSON arrays.
+PositionRow = list[Any]  # partner, site, material, unit, on_hand, safety, daily, as_of, event_id
+NeedRow = list[Any]  # partner, need_id, site, material, unit, qty, needed_by, crit, as_of, id
+OfferRow = list[Any]  # partner, offer_id, site, capability, quals, hours, from, until, as_of, id
+
+
+@dataclass
+class Applied:
+    """What one batch changed in a partition: the changelog content and the touched keys."""
+
+    positions: list[PositionRow] = field(default_factory=list)
+    needs: list[NeedRow] = field(default_factory=list)
+    offers: list[OfferRow] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    seen: dict[str, float] = field(default_factory=dict)
+    touched: set[PositionKey] = field(default_factory=set)
+    stale_positions: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.event_ids)
+
+
+class PartitionState:
+    """Positions, needs, capacity offers, freshness and open shortages of one partition."""
+
+    def __init__(self, partition: int, dedup_capacity: int = 200_000) -> None:
+        self.partition = partition
+        self.positions: dict[PositionKey, PositionRecord] = {}
+        self.needs: dict[tuple[str, str], NeedRecord] = {}
+        self.need_totals: dict[PositionKey, float] = {}
+        self.offers: dict[tuple[str, str], OfferRecord] = {}
+        self.last_seen: dict[str, float] = {}
+        self.dedup = EventIdWindow(dedup_capacity)
+        self.balances = MaterialBalances()
+        self.shortages = ShortageTracker()
+
+    # -- shared by live events and replay -------------------------------------------------
+    def set_position(self, row: PositionRow) -> PositionKey:
+        partner, site, material, unit, on_hand, safety, daily, as_of, event_id = row
+        key = (partner, site, material)
+        new = PositionRecord(unit, on_hand, safety, daily, as_of, event_id)
+        old = self.positions.get(key)
+        self.positions[key] = new
+        if old is None:
+            self.balances.add_surplus((material, unit), partner, new.surplus, 1)
+        elif old.unit != unit:
+            self.balances.add_surplus((material, old.unit), partner, -old.surplus, -1)
+            self.balances.add_surplus((material, unit), partner, new.surplus, 1)
+        else:
+            self.balances.add_surplus((material, unit), partner, new.surplus - old.surplus, 0)
+        return key
+
+    def set_need(self, row: NeedRow) -> PositionKey:
+        partner, need_id, site, material, unit, qty, needed_by, criticality, as_of, event_id = row
+        old = self.needs.get((partner, need_id))
+        if old is not None:
+            self._add_need(partner, old.site_id, old.material_id, old.unit, -old.quantity)
+        if qty > 0:
+            self.needs[(partner, need_id)] = NeedRecord(
+                site, material, unit, qty, needed_by, criticality, as_of, event_id
+            )
+            self._add_need(partner, site, material, unit, qty)
+        else:
+            self.needs.pop((partner, need_id), None)
+        return (partner, site, material)
+
+    def _add_need(self, partner: str, site: str, material: str, unit: str, delta: float) -> None:
+        key = (partner, site, material)
+        total = self.need_totals.get(key, 0.0) + delta
+        if total <= 1e-9:
+            self.need_totals.pop(key, None)
+        else:
+            self.need_totals[key] = total
+        self.balances.add_need((material, unit), delta)
+
+    def set_offer(self, row: OfferRow) -> None:
+        partner, offer_id, site, capability, quals, hours, start, until, as_of, event_id = row
+        if hours > 0:
+            self.offers[(partner, offer_id)] = OfferRecord(
+                site, capability, tuple(quals), hours, start, until, as_of, event_id
+            )
+        else:
+            self.offers.pop((partner, offer_id), None)
+
+    def mark_seen(self, partner: str, as_of: float) -> None:
+        if as_of > self.last_seen.get(partner, float("-inf")):
+            self.last_seen[partner] = as_of
+
+    # -- live events ----------------------------------------------------------------------
+    def apply_stock(self, event: StockReported, applied: Applied) -> None:
+        as_of = event.occurred_at.timestamp()
+        partner = event.partner_id
+        event_id = event.event_id
+        positions = self.positions
+        for p in event.positions:
+            old = positions.get((partner, p.site_id, p.material_id))
+            if old is not None and old.as_of > as_of:
+                applied.stale_positions += 1
+                continue
+            row = [
+                partner,
+                p.site_id,
+                p.material_id,
+                p.unit.value,
+                p.on_hand,
+                p.safety_stock,
+                p.daily_consumption,
+                as_of,
+                event_id,
+            ]
+            applied.touched.add(self.set_position(row))
+            applied.positions.append(row)
+        self._record(partner, event_id, as_of, applied)
+
+    def apply_need(self, event: NeedReported, applied: Applied) -> None:
+        as_of = event.occurred_at.timestamp()
+        old = self.needs.get((event.partner_id, event.need_id))
+        if old is None or old.as_of <= as_of:
+            row = [
+                event.partner_id,
+                event.need_id,
+                event.site_id,
+                event.material_id,
+                event.unit.value,
+                event.quantity,
+                event.needed_by.isoformat(),
+                event.criticality.value,
+                as_of,
+                event.event_id,
+            ]
+            if old is not None:
+                applied.touched.add((event.partner_id, old.site_id, old.material_id))
+            applied.touched.add(self.set_need(row))
+            applied.needs.append(row)
+        self._record(event.partner_id, event.event_id, as_of, applied)
+
+    def apply_offer(self, event: CapacityOffered, applied: Applied) -> None:
+        as_of = event.occurred_at.timestamp()
+        old = self.offers.get((event.partner_id, event.offer_id))
+        if old is None or old.as_of <= as_of:
+            row = [
+                event.partner_id,
+                event.offer_id,
+                event.site_id,
+                event.capability,
+                list(event.qualifications),
+                event.hours,
+                event.available_from.timestamp(),
+                event.available_until.timestamp(),
+                as_of,
+                event.event_id,
+            ]
+            self.set_offer(row)
+            applied.offers.append(row)
+        self._record(event.partner_id, event.event_id, as_of, applied)
+
+    def _record(self, partner: str, event_id: str, as_of: float, applied: Applied) -> None:
+        self.dedup.add(event_id)
+        self.mark_seen(partner, as_of)
+        applied.event_ids.append(event_id)
+        if as_of > applied.seen.get(partner, float("-inf")):
+            applied.seen[partner] = as_of
+
+    # -- replay ---------------------------------------------------------------------------
+    def restore(self, record: dict[str, Any]) -> set[PositionKey]:
+        """Apply one changelog record; returns the keys whose shortage must be re-assessed."""
+        touched: set[PositionKey] = set()
+        for row in record.get("pos", ()):
+            touched.add(self.set_position(row))
+        for row in record.get("need", ()):
+            old = self.needs.get((row[0], row[1]))
+            if old is not None:
+                touched.add((row[0], old.site_id, old.material_id))
+            touched.add(self.set_need(row))
+        for row in record.get("offer", ()):
+            self.set_offer(row)
+        self.dedup.extend(record.get("ids", ()))
+        for partner, as_of in record.get("seen", {}).items():
+            self.mark_seen(partner, as_of)
+        return touched
