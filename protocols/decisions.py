@@ -1,0 +1,139 @@
+"""Decisions: the result of a run, split into per-partner orders."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocols.status import SolveStatus
+
+
+class Order(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order_id: str
+
+    def partners(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+
+class TransferOrder(Order):
+    """Move ``quantity`` of a material from a donor site to a receiver site by ``due``."""
+
+    material_id: str
+    unit: str
+    from_partner: str
+    from_site: str
+    to_partner: str
+    to_site: str
+    quantity: float
+    due: date
+    need_id: str
+    distance_km: float
+    cost: float
+
+    def partners(self) -> tuple[str, ...]:
+        return (self.from_partner, self.to_partner)
+
+
+class CapacityAssignment(Order):
+    """Hours of a provider's offered capacity assigned to a partner's need."""
+
+    offer_id: str
+    capability: str
+    provider_partner: str
+    provider_site: str
+    to_partner: str
+    to_site: str
+    need_id: str
+    hours: float
+    due: date
+    cost: float
+
+    def partners(self) -> tuple[str, ...]:
+        return (self.provider_partner, self.to_partner)
+
+
+class PurchaseShare(Order):
+    """A participant's part of a pooled purchase, with what it would have paid alone."""
+
+    partner_id: str
+    material_id: str
+    supplier_id: str
+    quantity: float
+    unit_price_pooled: float
+    cost_pooled: float
+    cost_alone: float
+    saving: float
+
+    def partners(self) -> tuple[str, ...]:
+        return (self.partner_id,)
+
+
+class NeedFulfilment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    need_id: str
+    partner_id: str
+    item: str = Field(description="Material or capability.")
+    tier: int
+    requested: float
+    fulfilled: float
+
+    @property
+    def unmet(self) -> float:
+        return max(0.0, self.requested - self.fulfilled)
+
+
+class GroupOutcome(BaseModel):
+    """Status of one independent sub-problem (a material or a capability)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group: str
+    status: SolveStatus
+    method: str = ""
+    explanation: str = ""
+    conflicting_rules: list[str] = Field(default_factory=list)
+
+
+class Decision(BaseModel):
+    """Summary plus per-partner orders of one run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    protocol_id: str
+    protocol_version: int
+    kind: str
+    status: SolveStatus
+    proven_optimal: bool
+    explanation: str = ""
+    transfers: list[TransferOrder] = Field(default_factory=list)
+    capacity_assignments: list[CapacityAssignment] = Field(default_factory=list)
+    purchase_shares: list[PurchaseShare] = Field(default_factory=list)
+    fulfilment: list[NeedFulfilment] = Field(default_factory=list)
+    groups: list[GroupOutcome] = Field(default_factory=list)
+    unmet_by_tier: dict[int, float] = Field(default_factory=dict)
+    requested_by_tier: dict[int, float] = Field(default_factory=dict)
+    total_cost: float = 0.0
+    total_saving: float = 0.0
+
+    def orders(self) -> list[Order]:
+        return [*self.transfers, *self.capacity_assignments, *self.purchase_shares]
+
+    def orders_for(self, partner_id: str) -> list[Order]:
+        """Only the orders that involve ``partner_id`` (need-to-know)."""
+        return [o for o in self.orders() if partner_id in o.partners()]
+
+    def content_hash(self) -> str:
+        data = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(data).hexdigest()
+
+
+def order_id(prefix: str, *parts: str) -> str:
+    """Deterministic order id (same inputs, same id): ``<prefix>-<20 hex>``."""
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+    return f"{prefix}-{digest}"

@@ -1,0 +1,181 @@
+"""Invariants checked on every decision, independently of how it was solved.
+
+Each check returns human-readable violations (empty list: all good). Names
+match the constraint families so a failure points at the rule that broke.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from protocols import capacity, reallocation
+from protocols.decisions import Decision
+from schemas.protocol import CapacityParameters, ReallocationParameters, Scope
+from schemas.scenario import Scenario
+
+TOL = 1e-6
+
+
+def _tol(value: float) -> float:
+    return TOL * max(1.0, abs(value))
+
+
+def check_donors(scenario: Scenario, decision: Decision) -> list[str]:
+    """supply: no donor below safety stock, none above its agreed share of surplus."""
+    given: dict[tuple[str, str, str], float] = defaultdict(float)
+    for t in decision.transfers:
+        given[t.from_partner, t.from_site, t.material_id] += t.quantity
+    positions = {(p.partner_id, p.site_id, p.material_id): p for p in scenario.positions}
+    problems = []
+    for key, qty in sorted(given.items()):
+        pos = positions.get(key)
+        if pos is None:
+            problems.append(f"supply: {key} gives {qty:g} without a stock position")
+            continue
+        cap = reallocation.donor_capacity(scenario, key[0], key[2], pos.on_hand, pos.safety_stock)
+        if qty > cap + _tol(cap):
+            problems.append(f"supply: {'/'.join(key)} gives {qty:g} > agreed share {cap:g}")
+        if pos.on_hand - qty < pos.safety_stock - _tol(pos.safety_stock):
+            problems.append(f"supply: {'/'.join(key)} would fall below safety stock")
+    return problems
+
+
+def check_receivers(decision: Decision) -> list[str]:
+    """demand: nobody receives more than its need."""
+    return [
+        f"demand: need {f.need_id} gets {f.fulfilled:g} > {f.requested:g}"
+        for f in decision.fulfilment
+        if f.fulfilled > f.requested + _tol(f.requested)
+    ]
+
+
+def check_conservation(decision: Decision) -> list[str]:
+    """What leaves donors arrives at needs, need by need and in total."""
+    received: dict[str, float] = defaultdict(float)
+    for t in decision.transfers:
+        received[t.need_id] += t.quantity
+    for a in decision.capacity_assignments:
+        received[a.need_id] += a.hours
+    problems = []
+    for f in decision.fulfilment:
+        if decision.purchase_shares:
+            continue
+        if abs(received.get(f.need_id, 0.0) - f.fulfilled) > _tol(f.fulfilled):
+            problems.append(
+                f"conservation: need {f.need_id} fulfilled {f.fulfilled:g} "
+                f"but orders deliver {received.get(f.need_id, 0.0):g}"
+            )
+    known = {f.need_id for f in decision.fulfilment}
+    problems += [f"conservation: orders for unknown need {n}" for n in received if n not in known]
+    return problems
+
+
+def check_tier_priority(
+    scenario: Scenario, params: ReallocationParameters, scope: Scope, decision: Decision
+) -> list[str]:
+    """tier_priority: no unit could move to an unmet higher-tier need along one lane.
+
+    Checks two local exchanges: a donor with spare capacity and a lane to an
+    unmet need (more could be delivered), and a donor serving a lower tier with
+    a lane to an unmet higher-tier need (it should have served the higher tier).
+    Global optimality is checked against an independent LP in the tests.
+    """
+    if params.min_fill or params.fairness or params.whole_units or params.pack_sizes:
+        return []  # extra hard rules or fairness can legitimately block local exchanges
+    if params.min_shipments:
+        return []
+    fulfilled = {f.need_id: f for f in decision.fulfilment}
+    problems = []
+    for mp in reallocation.build_problems(scenario, params, scope):
+        p = mp.problem
+        out = defaultdict(float)
+        serves_tier: dict[int, int] = {}
+        for t in decision.transfers:
+            if t.material_id == mp.material_id:
+                out[t.from_partner, t.from_site] += t.quantity
+        for i, src in enumerate(p.sources):
+            tiers = [
+                fulfilled[t.need_id].tier
+                for t in decision.transfers
+                if t.material_id == mp.material_id
+                and (t.from_partner, t.from_site) == (src.partner_id, src.site_id)
+            ]
+            serves_tier[i] = max(tiers, default=0)
+        for a in range(p.n_arcs):
+            i, j = int(p.arc_source[a]), int(p.arc_sink[a])
+            src, snk = p.sources[i], p.sinks[j]
+            f = fulfilled.get(snk.need_id)
+            if f is None or f.unmet <= _tol(f.requested):
+                continue
+            spare = src.capacity - out[src.partner_id, src.site_id]
+            if spare > _tol(src.capacity):
+                problems.append(
+                    f"tier_priority: {mp.material_id} donor {src.ref} has {spare:g} spare "
+                    f"and a lane to unmet need {snk.need_id}"
+                )
+            elif serves_tier[i] > snk.tier:
+                problems.append(
+                    f"tier_priority: {mp.material_id} donor {src.ref} serves tier "
+                    f"{serves_tier[i]} while tier {snk.tier} need {snk.need_id} is unmet"
+                )
+    return problems
+
+
+def check_capacity(scenario: Scenario, params: CapacityParameters, decision: Decision) -> list[str]:
+    """supply/lanes for capacity: within offered hours, only qualified lending providers."""
+    offers = {o.offer_id: o for o in scenario.capacity_offers}
+    needs = {n.need_id: n for n in scenario.capacity_needs}
+    used: dict[str, float] = defaultdict(float)
+    problems = []
+    for a in decision.capacity_assignments:
+        used[a.offer_id] += a.hours
+        offer, need = offers[a.offer_id], needs[a.need_id]
+        if not set(need.required_qualifications) <= set(offer.qualifications):
+            problems.append(f"lanes: offer {a.offer_id} lacks qualifications for {a.need_id}")
+        if not capacity.lends(scenario, offer) or offer.capability != need.capability:
+            problems.append(f"lanes: offer {a.offer_id} may not serve {a.need_id}")
+    for offer_id, hours in sorted(used.items()):
+        if hours > offers[offer_id].hours + _tol(offers[offer_id].hours):
+            problems.append(f"supply: offer {offer_id} assigned {hours:g} h > offered")
+    return problems
+
+
+def check_purchasing(decision: Decision) -> list[str]:
+    """Nobody pays more than alone; everybody gets at least its demand."""
+    problems = []
+    for s in decision.purchase_shares:
+        if s.cost_pooled > s.cost_alone + _tol(s.cost_alone):
+            problems.append(
+                f"no_worse_than_alone: {s.partner_id} pays {s.cost_pooled:g} > alone {s.cost_alone:g}"
+            )
+    for f in decision.fulfilment:
+        if f.fulfilled < f.requested - _tol(f.requested) and decision.purchase_shares:
+            problems.append(f"cover_demand: {f.partner_id} gets less than its demand")
+    return problems
+
+
+def check_decision(
+    scenario: Scenario,
+    params: ReallocationParameters | CapacityParameters | object,
+    scope: Scope,
+    decision: Decision,
+) -> list[str]:
+    problems = check_receivers(decision) + check_conservation(decision)
+    if isinstance(params, ReallocationParameters):
+        problems += check_donors(scenario, decision)
+        if decision.status.proven_optimal:
+            problems += check_tier_priority(scenario, params, scope, decision)
+    elif isinstance(params, CapacityParameters):
+        problems += check_capacity(scenario, params, decision)
+    else:
+        problems += check_purchasing(decision)
+    return problems
+
+
+def unmet_by_tier(decision: Decision) -> dict[int, float]:
+    result: dict[int, float] = defaultdict(float)
+    for f in decision.fulfilment:
+        result[f.tier] += f.unmet
+    return {t: float(np.round(v, 6)) for t, v in sorted(result.items())}

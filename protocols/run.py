@@ -1,0 +1,257 @@
+"""Protocol + snapshot -> decision, with the record needed to replay it.
+
+``solve`` is pure apart from calling the solver: no Kafka, no files, no clock
+inside the decision (timings are reported next to it, not in it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict
+
+from protocols import capacity, purchasing, reallocation
+from protocols.decisions import (
+    CapacityAssignment,
+    Decision,
+    GroupOutcome,
+    NeedFulfilment,
+    PurchaseShare,
+    TransferOrder,
+)
+from protocols.dispatch import solve_transport
+from protocols.invariants import check_decision, unmet_by_tier
+from protocols.solvers import SolverChoice, solver_version
+from protocols.status import SolveStatus, worst
+from schemas.protocol import (
+    CapacityParameters,
+    Protocol,
+    PurchasingParameters,
+    ReallocationParameters,
+)
+from schemas.scenario import Scenario
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class RunRecord(BaseModel):
+    """Everything needed to reproduce a decision (store the snapshot by its hash)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str
+    protocol_id: str
+    protocol_version: int
+    protocol_hash: str
+    snapshot_hash: str
+    solver: str
+    solver_version: str
+    parameters: dict[str, object]
+    fast_path: bool
+    decision_hash: str
+    status: SolveStatus
+
+
+@dataclass
+class Timings:
+    build_s: float = 0.0
+    solve_s: float = 0.0
+    extract_s: float = 0.0
+
+    @property
+    def total_s(self) -> float:
+        return self.build_s + self.solve_s + self.extract_s
+
+
+@dataclass
+class RunResult:
+    decision: Decision
+    record: RunRecord
+    timings: Timings
+    violations: list[str] = field(default_factory=list)
+
+
+def solver_choice(protocol: Protocol, solver: str | None = None) -> SolverChoice:
+    s = protocol.solver
+    return SolverChoice(solver or s.name, s.time_limit_s, s.mip_gap)
+
+
+def solve(
+    protocol: Protocol,
+    snapshot: Scenario,
+    *,
+    solver: str | None = None,
+    run_id: str = "drill",
+    use_fast_path: bool = True,
+) -> RunResult:
+    """Run ``protocol`` on ``snapshot``; the solver status is in ``decision.status``.
+
+    ``solver`` ("highs" or "cbc") overrides the protocol's solver setting.
+    """
+    choice = solver_choice(protocol, solver)
+    opt = protocol.optimization
+    timings = Timings()
+    transfers: list[TransferOrder] = []
+    assignments: list[CapacityAssignment] = []
+    shares: list[PurchaseShare] = []
+    fulfilment: list[NeedFulfilment] = []
+    groups: list[GroupOutcome] = []
+    total_cost = 0.0
+    if isinstance(opt, ReallocationParameters | CapacityParameters):
+        start = time.perf_counter()
+        problems = (
+            [(m.problem, m) for m in reallocation.build_problems(snapshot, opt, protocol.scope)]
+            if isinstance(opt, ReallocationParameters)
+            else [(c.problem, c) for c in capacity.build_problems(snapshot, opt, protocol.scope)]
+        )
+        timings.build_s = time.perf_counter() - start
+        for problem, ctx in problems:
+            start = time.perf_counter()
+            sol = solve_transport(problem, choice, use_fast_path)
+            timings.solve_s += time.perf_counter() - start
+            start = time.perf_counter()
+            groups.append(
+                GroupOutcome(
+                    group=problem.group,
+                    status=sol.status,
+                    method=sol.method,
+                    explanation=sol.explanation,
+                    conflicting_rules=[
+                        problem.vocabulary.family(f, problem.options.min_fill)
+                        for f in sol.conflicting
+                    ],
+                )
+            )
+            if isinstance(ctx, reallocation.MaterialProblem):
+                orders, fills = reallocation.assign(ctx, sol)
+                transfers += orders
+                total_cost += sum(o.cost for o in orders)
+            else:
+                assert isinstance(ctx, capacity.CapabilityProblem)
+                cap_orders, fills = capacity.assign(ctx, sol)
+                assignments += cap_orders
+                total_cost += sum(o.cost for o in cap_orders)
+            fulfilment += fills
+            timings.extract_s += time.perf_counter() - start
+    else:
+        assert isinstance(opt, PurchasingParameters)
+        start = time.perf_counter()
+        pools = purchasing.build_problems(snapshot, protocol.scope)
+        timings.build_s = time.perf_counter() - start
+        for pool in pools:
+            start = time.perf_counter()
+            psol = purchasing.solve_pool(pool, choice)
+            timings.solve_s += time.perf_counter() - start
+            groups.append(
+                GroupOutcome(
+                    group=pool.material_id,
+                    status=psol.status,
+                    method=f"pulp/{choice.name}",
+                    explanation=psol.explanation,
+                    conflicting_rules=list(psol.conflicting),
+                )
+            )
+            shares += psol.shares
+            fulfilment += purchasing.fulfilment(pool, psol)
+            total_cost += sum(s.cost_pooled for s in psol.shares)
+    status = worst([g.status for g in groups])
+    explanation = " ".join(g.explanation for g in groups if g.explanation)
+    decision = Decision(
+        protocol_id=protocol.id,
+        protocol_version=protocol.version,
+        kind=protocol.kind,
+        status=status,
+        proven_optimal=status.proven_optimal,
+        explanation=explanation,
+        transfers=transfers,
+        capacity_assignments=assignments,
+        purchase_shares=shares,
+        fulfilment=fulfilment,
+        groups=groups,
+        requested_by_tier=_requested(fulfilment),
+        total_cost=round(total_cost, 6),
+        total_saving=round(sum(s.saving for s in shares), 6),
+    )
+    decision = decision.model_copy(update={"unmet_by_tier": unmet_by_tier(decision)})
+    violations = check_decision(snapshot, opt, protocol.scope, decision)
+    if violations:
+        decision = decision.model_copy(
+            update={
+                "status": SolveStatus.ERROR,
+                "proven_optimal": False,
+                "explanation": (explanation + " Invariant violated: " + "; ".join(violations[:5])),
+            }
+        )
+    record = RunRecord(
+        run_id=run_id,
+        protocol_id=protocol.id,
+        protocol_version=protocol.version,
+        protocol_hash=sha256(protocol.to_json_bytes()),
+        snapshot_hash=sha256(snapshot.to_json_bytes()),
+        solver=choice.name,
+        solver_version=solver_version(choice.name),
+        parameters={
+            "optimization": opt.model_dump(mode="json"),
+            "time_limit_s": choice.time_limit_s,
+            "mip_gap": choice.mip_gap,
+        },
+        fast_path=use_fast_path,
+        decision_hash=decision.content_hash(),
+        status=decision.status,
+    )
+    return RunResult(decision, record, timings, violations)
+
+
+def _requested(fulfilment: list[NeedFulfilment]) -> dict[int, float]:
+    result: dict[int, float] = {}
+    for f in fulfilment:
+        result[f.tier] = result.get(f.tier, 0.0) + f.requested
+    return {t: round(v, 6) for t, v in sorted(result.items())}
+
+
+class ReplayReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str
+    identical: bool
+    differences: list[str]
+    decision_hash: str
+
+
+def compare_records(original: RunRecord, again: RunRecord) -> list[str]:
+    """What differs between a recorded run and its replay (empty: identical)."""
+    differences = []
+    for name in ("protocol_hash", "snapshot_hash", "solver", "parameters", "decision_hash"):
+        before, after = getattr(original, name), getattr(again, name)
+        if before != after:
+            differences.append(f"{name}: recorded {before!r}, replay {after!r}")
+    if original.solver_version != again.solver_version:
+        differences.append(
+            f"solver_version (informational): {original.solver_version} -> {again.solver_version}"
+        )
+    return differences
+
+
+def replay(record: RunRecord, protocol: Protocol, snapshot: Scenario) -> ReplayReport:
+    """Solve again from the recorded inputs and say whether the decision is identical."""
+    again = solve(
+        protocol,
+        snapshot,
+        solver=record.solver,
+        run_id=record.run_id,
+        use_fast_path=record.fast_path,
+    )
+    differences = compare_records(record, again.record)
+    identical = again.record.decision_hash == record.decision_hash and not any(
+        d.startswith(("protocol_hash", "snapshot_hash")) for d in differences
+    )
+    return ReplayReport(
+        run_id=record.run_id,
+        identical=identical,
+        differences=differences,
+        decision_hash=again.record.decision_hash,
+    )
