@@ -1,0 +1,193 @@
+"""``verbund up``: broker (embedded unless configured), every service as its own process,
+and optionally the demo alliance; stops everything cleanly on Ctrl-C, SIGTERM or ``--for``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.cli.console import say
+from services.cli.watch import follow
+from services.common.broker import EmbeddedBroker, free_port
+from services.common.kafka import ensure_topics
+from services.common.settings import ServiceSettings
+from services.demo.alliance import demo_alliance
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv, env=self.env, stdout=log, stderr=log, start_new_session=True
+            )
+        finally:
+            log.close()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        proc = self.process
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+@dataclass
+class StackOptions:
+    demo: bool = True
+    run_for: float | None = None
+    partners: int = 36
+    tick_seconds: float = 1.0
+    disruption_at_tick: int = 20
+    watch: bool = True
+
+
+def write_demo_alliance(directory: Path, partners: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "alliance.yaml"
+    alliance = demo_alliance(partners)
+    path.write_text(
+        yaml.safe_dump(alliance.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+    return path
+
+
+async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
+    data_dir = settings.data_dir.resolve()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    broker: EmbeddedBroker | None = None
+    children: list[Child] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if settings.kafka_bootstrap:
+            bootstrap = settings.kafka_bootstrap
+        else:
+            broker = EmbeddedBroker(log_path=logs / "broker.log").start()
+            bootstrap = broker.bootstrap
+        await ensure_topics(bootstrap)
+        env = dict(os.environ)
+        env.update(VERBUND_KAFKA_BOOTSTRAP=bootstrap, VERBUND_DATA_DIR=str(data_dir))
+        alliance_file = settings.alliance_file
+        if options.demo and alliance_file is None:
+            alliance_file = write_demo_alliance(data_dir / "demo", options.partners)
+        if alliance_file is not None:
+            env["VERBUND_ALLIANCE_FILE"] = str(alliance_file)
+        ports = {"ledger": free_port()}
+        cli = [sys.executable, "-m", "services.cli.main"]
+        children.append(
+            Child(
+                "ledger",
+                [*cli, "ledger"],
+                _with(env, VERBUND_METRICS_PORT=ports["ledger"]),
+                logs / "ledger.log",
+            )
+        )
+        if options.demo:
+            children.append(
+                Child(
+                    "demo",
+                    [
+                        *cli,
+                        "demo",
+                        "feed",
+                        "--tick",
+                        str(options.tick_seconds),
+                        "--disruption-at",
+                        str(options.disruption_at_tick),
+                    ],
+                    env,
+                    logs / "demo.log",
+                )
+            )
+        for child in children:
+            await child.start()
+        _banner(bootstrap, broker is not None, ports, alliance_file, logs, options)
+        watcher = (
+            asyncio.create_task(follow(bootstrap, "alerts", stop=stop)) if options.watch else None
+        )
+        exits = [asyncio.create_task(_exit_of(c)) for c in children]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait()), *exits]
+        if options.run_for:
+            waiters.append(asyncio.ensure_future(asyncio.sleep(options.run_for)))
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        failed = [t.result() for t in exits if t in done]
+        stop.set()
+        if watcher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watcher, 5)
+        for waiter in waiters:
+            waiter.cancel()
+        if failed:
+            say(f"service {failed[0]} stopped unexpectedly; see {logs}/{failed[0]}.log")
+            return 1
+        return 0
+    finally:
+        say("stopping services ...")
+        await asyncio.gather(*(child.stop() for child in reversed(children)))
+        if broker is not None:
+            broker.stop()
+        say("stopped.")
+
+
+async def _exit_of(child: Child) -> str:
+    assert child.process is not None
+    await child.process.wait()
+    return child.name
+
+
+def _with(env: dict[str, str], **extra: object) -> dict[str, str]:
+    merged = dict(env)
+    merged.update({k: str(v) for k, v in extra.items()})
+    return merged
+
+
+def _banner(
+    bootstrap: str,
+    embedded: bool,
+    ports: dict[str, int],
+    alliance_file: Path | None,
+    logs: Path,
+    options: StackOptions,
+) -> None:
+    kind = "embedded tansu broker (memory only)" if embedded else "configured Kafka cluster"
+    say("Verbund is running.")
+    say(f"  Kafka bootstrap : {bootstrap}  ({kind})")
+    for name, port in ports.items():
+        say(f"  {name + ' metrics':<16}: http://127.0.0.1:{port}/metrics")
+    if alliance_file:
+        say(f"  alliance file   : {alliance_file}")
+    say(f"  service logs    : {logs}/")
+    say(f"  watch alerts    : VERBUND_KAFKA_BOOTSTRAP={bootstrap} verbund watch alerts")
+    say(f"  dead letters    : VERBUND_KAFKA_BOOTSTRAP={bootstrap} verbund watch deadletters")
+    if options.demo:
+        say(
+            f"  demo            : {options.partners} partners, one stock export per site every "
+            f"{options.tick_seconds:g}s; supply disruption at tick {options.disruption_at_tick}"
+        )
+    say("Press Ctrl-C to stop. Shortage alerts follow:")

@@ -1,0 +1,51 @@
+"""The demo alliance's partner systems: send the simulation's events to Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from schemas.alliance import Alliance
+from services.common.kafka import durable_producer
+from services.common.logging import get_logger
+from services.common.topics import PARTNER_EVENTS
+from services.demo.simulation import Simulation
+
+log = get_logger("demo")
+
+
+async def run_feed(
+    bootstrap: str,
+    alliance: Alliance,
+    tick_seconds: float = 1.0,
+    disruption_at_tick: int = 20,
+    ticks: int | None = None,
+) -> int:
+    """Send one tick of partner events every ``tick_seconds``; returns events sent."""
+    simulation = Simulation(alliance, disruption_at_tick=disruption_at_tick)
+    producer = durable_producer(bootstrap)
+    await producer.start()
+    sent = 0
+    try:
+        while ticks is None or simulation.tick < ticks:
+            events = simulation.step(datetime.now(UTC))
+            pending = [
+                await producer.send(
+                    PARTNER_EVENTS.name,
+                    event.model_dump_json().encode(),
+                    key=event.partner_id.encode(),
+                )
+                for event in events
+            ]
+            await asyncio.gather(*pending)
+            sent += len(events)
+            if simulation.tick == disruption_at_tick:
+                log.info(
+                    "demo_disruption_started",
+                    materials=list(simulation.disruption.materials),
+                    regions=list(simulation.disruption.regions),
+                )
+            await asyncio.sleep(tick_seconds)
+    finally:
+        await producer.stop()
+    return sent

@@ -1,0 +1,136 @@
+"""The demo alliance's stock simulation (pure): drifting stock and a supply disruption.
+
+Every tick each site consumes about its daily consumption scaled to the tick and is
+resupplied when it drops near its safety stock. From ``disruption_at`` on, resupply
+of the disrupted materials stops for the affected regions, so their coverage falls
+and shortages appear; hospitals report an explicit need once they drop below safety
+stock.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from schemas.alliance import Alliance
+from schemas.common import Criticality, Unit
+from schemas.events import NeedReported, StockPosition, StockReported
+from services.demo.alliance import materials_for
+
+REORDER_DAYS = 16.0  # partners reorder when coverage falls under this (above every watch level)
+ORDER_UP_TO_DAYS = 30.0
+
+
+@dataclass
+class SimPosition:
+    unit: str
+    on_hand: float
+    safety_stock: float
+    daily: float
+
+
+@dataclass
+class Disruption:
+    materials: tuple[str, ...] = ("NACL-500ML", "PROPOFOL-20ML", "CHLORINE")
+    regions: tuple[str, ...] = ("DE-BY", "DE-BW", "DE-HE")
+
+
+@dataclass
+class Simulation:
+    alliance: Alliance
+    seed: int = 11
+    days_per_tick: float = 1.0
+    disruption_at_tick: int = 20
+    disruption: Disruption = field(default_factory=Disruption)
+    tick: int = 0
+    positions: dict[tuple[str, str, str], SimPosition] = field(default_factory=dict)
+    needs_reported: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        for partner in self.alliance.partners:
+            for site in partner.sites:
+                for material in materials_for(partner):
+                    daily = material.daily * self.rng.uniform(0.6, 1.4)
+                    safety = round(daily * self.rng.uniform(3, 5))
+                    on_hand = round(daily * self.rng.uniform(REORDER_DAYS + 1, ORDER_UP_TO_DAYS))
+                    key = (partner.id, site.id, material.id)
+                    self.positions[key] = SimPosition(material.unit.value, on_hand, safety, daily)
+
+    @property
+    def disrupted(self) -> bool:
+        return self.tick >= self.disruption_at_tick
+
+    def step(self, now: datetime) -> list[StockReported | NeedReported]:
+        """Advance one tick and return the events partners send for it."""
+        self.tick += 1
+        by_site: dict[tuple[str, str], list[StockPosition]] = {}
+        needs: list[StockReported | NeedReported] = []
+        partners = self.alliance.by_id
+        for (partner_id, site_id, material_id), pos in self.positions.items():
+            region = partners[partner_id].region
+            cut_off = (
+                self.disrupted
+                and material_id in self.disruption.materials
+                and region in self.disruption.regions
+            )
+            use = pos.daily * self.days_per_tick * self.rng.uniform(0.7, 1.3)
+            if cut_off:
+                use *= 1.5
+            pos.on_hand = max(0.0, pos.on_hand - use)
+            if not cut_off and pos.on_hand < pos.daily * REORDER_DAYS:
+                pos.on_hand = pos.daily * self.rng.uniform(ORDER_UP_TO_DAYS - 5, ORDER_UP_TO_DAYS)
+            by_site.setdefault((partner_id, site_id), []).append(
+                StockPosition(
+                    site_id=site_id,
+                    material_id=material_id,
+                    unit=Unit(pos.unit),
+                    on_hand=round(pos.on_hand, 1),
+                    safety_stock=pos.safety_stock,
+                    daily_consumption=round(pos.daily, 2),
+                )
+            )
+            key = (partner_id, site_id, material_id)
+            hospital = partners[partner_id].criticality is Criticality.HOSPITAL
+            if (
+                cut_off
+                and hospital
+                and pos.on_hand < pos.safety_stock
+                and key not in self.needs_reported
+            ):
+                self.needs_reported.add(key)
+                needs.append(self._need(partner_id, site_id, material_id, pos, now))
+        events: list[StockReported | NeedReported] = [
+            StockReported.model_validate(
+                {
+                    "event_id": str(uuid.UUID(int=self.rng.getrandbits(128))),
+                    "partner_id": partner_id,
+                    "occurred_at": now,
+                    "positions": positions,
+                },
+                strict=False,
+            )
+            for (partner_id, _site), positions in sorted(by_site.items())
+        ]
+        return events + needs
+
+    def _need(
+        self, partner_id: str, site_id: str, material_id: str, pos: SimPosition, now: datetime
+    ) -> NeedReported:
+        return NeedReported.model_validate(
+            {
+                "event_id": str(uuid.UUID(int=self.rng.getrandbits(128))),
+                "partner_id": partner_id,
+                "occurred_at": now,
+                "need_id": f"need-{site_id}-{material_id}",
+                "site_id": site_id,
+                "material_id": material_id,
+                "unit": pos.unit,
+                "quantity": round(pos.daily * 7),
+                "needed_by": (now.astimezone(UTC).date() + timedelta(days=2)).isoformat(),
+                "criticality": Criticality.HOSPITAL,
+            },
+            strict=False,
+        )
