@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.decisions import CapacityAssignment, NeedFulfilment, order_id
-from protocols.reallocation import ROUND, in_scope, lane_cost_matrix
+from protocols.reallocation import ROUND, clean_flows, in_scope, lane_cost_matrix
 from protocols.transport import (
     Sink,
     Source,
@@ -130,7 +130,7 @@ def assign(
     cp: CapabilityProblem, solution: TransportSolution
 ) -> tuple[list[CapacityAssignment], list[NeedFulfilment]]:
     p = cp.problem
-    flows = np.round(solution.flows, ROUND)
+    flows = clean_flows(solution.flows)
     orders = []
     for a in np.nonzero(flows > 0)[0].tolist():
         offer = cp.offers[int(p.arc_source[a])]

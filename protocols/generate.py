@@ -75,7 +75,7 @@ def generate_scenario_data(
                         "partner_id": f"p{i:04d}",
                         "site_id": "main",
                         "material_id": f"M{m:04d}",
-                        "quantity": amount[i, m],
+                        "quantity": float(amount[i, m]),
                         "needed_by": (as_of + timedelta(days=int(rng.integers(1, 10)))).isoformat(),
                     }
                 )
@@ -86,7 +86,7 @@ def generate_scenario_data(
                     "partner_id": f"p{i:04d}",
                     "site_id": "main",
                     "material_id": f"M{m:04d}",
-                    "on_hand": on_hand,
+                    "on_hand": float(on_hand),
                     "safety_stock": safety,
                     "daily_consumption": 5.0,
                 }

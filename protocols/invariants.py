@@ -148,7 +148,8 @@ def check_purchasing(decision: Decision) -> list[str]:
     for s in decision.purchase_shares:
         if s.cost_pooled > s.cost_alone + _tol(s.cost_alone):
             problems.append(
-                f"no_worse_than_alone: {s.partner_id} pays {s.cost_pooled:g} > alone {s.cost_alone:g}"
+                f"no_worse_than_alone: {s.partner_id} pays {s.cost_pooled:g}"
+                f" > alone {s.cost_alone:g}"
             )
     for f in decision.fulfilment:
         if f.fulfilled < f.requested - _tol(f.requested) and decision.purchase_shares:

@@ -25,6 +25,13 @@ from schemas.protocol import ReallocationParameters, Scope
 from schemas.scenario import Scenario
 
 ROUND = 6
+MIN_FLOW = 1e-5
+
+
+def clean_flows(flows: np.ndarray) -> np.ndarray:
+    """Round to 6 decimals and drop solver noise below ``MIN_FLOW``."""
+    rounded = np.round(flows, ROUND)
+    return np.where(rounded < MIN_FLOW, 0.0, rounded)
 
 
 def in_scope(scenario: Scenario, scope: Scope, partner_id: str) -> bool:
@@ -200,7 +207,7 @@ def assign(
 ) -> tuple[list[TransferOrder], list[NeedFulfilment]]:
     """Transfer orders and per-need fulfilment from a solution's flows."""
     p = mp.problem
-    flows = np.round(solution.flows, ROUND)
+    flows = clean_flows(solution.flows)
     orders = []
     for a in np.nonzero(flows > 0)[0].tolist():
         src = p.sources[int(p.arc_source[a])]
