@@ -50,7 +50,8 @@ def read_token_file(path: Path) -> dict[str, list[str]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise TokenFileError(f"tokens file {path}: cannot read: {exc}") from exc
+        detail = " ".join(str(exc).split())
+        raise TokenFileError(f"tokens file {path}: cannot read: {detail}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
