@@ -37,6 +37,7 @@ from schemas.events import (
     PartnerEvent,
     StockReported,
 )
+from schemas.scenario import Scenario
 from services.common.topics import ALERTS, ALL_TOPICS, DEAD_LETTERS, PARTNER_EVENTS, TopicSpec
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -85,6 +86,7 @@ REGISTRY: list[SchemaEntry] = [
     SchemaEntry("DeadLetter", DeadLetter, "A message that could not be processed.",
                 DEAD_LETTERS.name),
     SchemaEntry("Alliance", Alliance, "The alliance directory file (YAML or JSON)."),
+    SchemaEntry("Scenario", Scenario, "A drill scenario file: alliance state to run protocols on."),
 ]
 
 # Kafka record keys, by the ``key`` text of a TopicSpec; anything else is a plain string.
