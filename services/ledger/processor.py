@@ -148,7 +148,7 @@ class LedgerProcessor:
             if not changes:
                 continue
             out.changelog[partition] = encode_changelog(partition, changes)
-            self._shortages(self.states[partition], changes.touched, today, now, out)
+            self._shortages(self.states[partition], changes, today, now, out)
         return out
 
     def _validate(self, message: Inbound) -> Any:
@@ -222,24 +222,27 @@ class LedgerProcessor:
     def _shortages(
         self,
         state: PartitionState,
-        touched: set[PositionKey],
+        changes: Applied,
         today: date,
         now: float,
         out: Outcome,
     ) -> None:
-        for key in touched:
+        for key in changes.touched:
             change = state.shortages.update(key, self._assess(state, key, today))
             if change is None:
                 continue
             out.transitions[change.transition.value] += 1
-            alert = self._alert(state, change, now)
+            alert = self._alert(state, change, now, changes.sources.get(key))
             if alert is not None:
                 out.alerts.append((key[2].encode(), alert))
 
-    def _alert(self, state: PartitionState, change: Change, now: float) -> bytes | None:
+    def _alert(
+        self, state: PartitionState, change: Change, now: float, source: str | None = None
+    ) -> bytes | None:
         partner, site, material = change.key
         position = state.positions.get(change.key)
-        source = position.event_id if position else _latest_need_event(state, change.key)
+        if source is None:
+            source = position.event_id if position else _latest_need_event(state, change.key)
         at = datetime.fromtimestamp(now, UTC)
         alert_id = _alert_id(source, change)
         if change.transition is Transition.RESOLVED:

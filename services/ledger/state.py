@@ -32,6 +32,8 @@ class Applied:
     event_ids: list[str] = field(default_factory=list)
     seen: dict[str, float] = field(default_factory=dict)
     touched: set[PositionKey] = field(default_factory=set)
+    # the event that last changed each touched key: the source of its alert
+    sources: dict[PositionKey, str] = field(default_factory=dict)
     stale_positions: int = 0
 
     def __bool__(self) -> bool:
@@ -47,6 +49,9 @@ class PartitionState:
         self.needs: dict[tuple[str, str], NeedRecord] = {}
         self.need_totals: dict[PositionKey, float] = {}
         self.offers: dict[tuple[str, str], OfferRecord] = {}
+        # when a need / offer was withdrawn, so an older event cannot bring it back
+        self.withdrawn_needs: dict[tuple[str, str], float] = {}
+        self.withdrawn_offers: dict[tuple[str, str], float] = {}
         self.last_seen: dict[str, float] = {}
         self.dedup = EventIdWindow(dedup_capacity)
         self.balances = MaterialBalances()
@@ -78,8 +83,10 @@ class PartitionState:
                 site, material, unit, qty, needed_by, criticality, as_of, event_id
             )
             self._add_need(partner, site, material, unit, qty)
+            self.withdrawn_needs.pop((partner, need_id), None)
         else:
             self.needs.pop((partner, need_id), None)
+            self.withdrawn_needs[(partner, need_id)] = as_of
         return (partner, site, material)
 
     def _add_need(self, partner: str, site: str, material: str, unit: str, delta: float) -> None:
@@ -97,8 +104,10 @@ class PartitionState:
             self.offers[(partner, offer_id)] = OfferRecord(
                 site, capability, tuple(quals), hours, start, until, as_of, event_id
             )
+            self.withdrawn_offers.pop((partner, offer_id), None)
         else:
             self.offers.pop((partner, offer_id), None)
+            self.withdrawn_offers[(partner, offer_id)] = as_of
 
     def mark_seen(self, partner: str, as_of: float) -> None:
         if as_of > self.last_seen.get(partner, float("-inf")):
@@ -126,14 +135,17 @@ class PartitionState:
                 as_of,
                 event_id,
             ]
-            applied.touched.add(self.set_position(row))
+            key = self.set_position(row)
+            applied.touched.add(key)
+            applied.sources[key] = event_id
             applied.positions.append(row)
         self._record(partner, event_id, as_of, applied)
 
     def apply_need(self, event: NeedReported, applied: Applied) -> None:
         as_of = event.occurred_at.timestamp()
         old = self.needs.get((event.partner_id, event.need_id))
-        if old is None or old.as_of <= as_of:
+        stored = old.as_of if old else self.withdrawn_needs.get((event.partner_id, event.need_id))
+        if stored is None or stored <= as_of:
             row = [
                 event.partner_id,
                 event.need_id,
@@ -147,15 +159,20 @@ class PartitionState:
                 event.event_id,
             ]
             if old is not None:
-                applied.touched.add((event.partner_id, old.site_id, old.material_id))
-            applied.touched.add(self.set_need(row))
+                old_key = (event.partner_id, old.site_id, old.material_id)
+                applied.touched.add(old_key)
+                applied.sources[old_key] = event.event_id
+            key = self.set_need(row)
+            applied.touched.add(key)
+            applied.sources[key] = event.event_id
             applied.needs.append(row)
         self._record(event.partner_id, event.event_id, as_of, applied)
 
     def apply_offer(self, event: CapacityOffered, applied: Applied) -> None:
         as_of = event.occurred_at.timestamp()
         old = self.offers.get((event.partner_id, event.offer_id))
-        if old is None or old.as_of <= as_of:
+        stored = old.as_of if old else self.withdrawn_offers.get((event.partner_id, event.offer_id))
+        if stored is None or stored <= as_of:
             row = [
                 event.partner_id,
                 event.offer_id,
