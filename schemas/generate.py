@@ -37,6 +37,7 @@ from schemas.events import (
     PartnerEvent,
     StockReported,
 )
+from schemas.protocol import Protocol
 from schemas.scenario import Scenario
 from services.common.topics import ALERTS, ALL_TOPICS, DEAD_LETTERS, PARTNER_EVENTS, TopicSpec
 
@@ -86,6 +87,7 @@ REGISTRY: list[SchemaEntry] = [
     SchemaEntry("DeadLetter", DeadLetter, "A message that could not be processed.",
                 DEAD_LETTERS.name),
     SchemaEntry("Alliance", Alliance, "The alliance directory file (YAML or JSON)."),
+    SchemaEntry("Protocol", Protocol, "A crisis protocol file (versioned, reviewed playbook)."),
     SchemaEntry("Scenario", Scenario, "A drill scenario file: alliance state to run protocols on."),
 ]
 
