@@ -116,8 +116,16 @@ async def test_runs_as_a_script(bootstrap: str, tmp_path: Path) -> None:
     export.write_text(CSV, encoding="utf-8")
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, str(SCRIPT), "--bootstrap", bootstrap, "--partner", "stadtwerke-sued",
-         "--csv", str(export)],
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--bootstrap",
+            bootstrap,
+            "--partner",
+            "stadtwerke-sued",
+            "--csv",
+            str(export),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
