@@ -21,7 +21,7 @@ from services.common.logging import get_logger
 from services.common.topics import ALERTS, DEAD_LETTERS, LEDGER_CHANGELOG, PARTNER_EVENTS
 from services.ledger import metrics
 from services.ledger.processor import Inbound, LedgerProcessor
-from services.ledger.recovery import read_changelog
+from services.ledger.recovery import read_changelogs
 from services.ledger.settings import LedgerSettings
 
 log = get_logger("ledger")
@@ -36,6 +36,7 @@ class LedgerRuntime:
         self.processor = processor
         self.producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
+        self._recovery_lock = asyncio.Lock()
         self._last_balance = 0.0
 
     async def start(self) -> AIOKafkaProducer:
@@ -51,19 +52,31 @@ class LedgerRuntime:
         if producer is not None:
             await producer.stop()
 
-    async def recover(self, partition: int) -> None:
-        started = time.perf_counter()
-        records = await read_changelog(self.bootstrap, partition)
-        applied = self.processor.restore_partition(partition, records, time.time())
-        elapsed = time.perf_counter() - started
-        metrics.RECOVERY_SECONDS.observe(elapsed)
-        log.info(
-            "partition_recovered",
-            partition=partition,
-            changelog_records=applied,
-            positions=len(self.processor.states[partition].positions),
-            seconds=round(elapsed, 3),
-        )
+    async def ensure_recovered(self, partitions: set[int]) -> None:
+        """Rebuild the given partitions from the changelog unless this worker holds them."""
+        async with self._recovery_lock:
+            missing = {p for p in partitions if not self.processor.has(p)}
+            if not missing:
+                return
+            started = time.perf_counter()
+            records = await read_changelogs(self.bootstrap, missing)
+            now = time.time()
+            for partition, partition_records in sorted(records.items()):
+                self.processor.restore_partition(partition, partition_records, now)
+            elapsed = time.perf_counter() - started
+            metrics.RECOVERY_SECONDS.observe(elapsed)
+            log.info(
+                "partitions_recovered",
+                partitions=sorted(missing),
+                changelog_records=sum(len(r) for r in records.values()),
+                positions=sum(len(self.processor.states[p].positions) for p in missing),
+                seconds=round(elapsed, 3),
+            )
+
+    async def assigned(self, partitions: set[int]) -> None:
+        """Rebuild newly assigned partitions eagerly; forget the ones no longer held."""
+        self.revoke(set(self.processor.states) - partitions)
+        await self.ensure_recovered(partitions)
 
     def revoke(self, partitions: set[int]) -> None:
         for partition in partitions:
@@ -74,9 +87,7 @@ class LedgerRuntime:
     async def handle(self, batch: list[Inbound]) -> None:
         started = time.perf_counter()
         producer = await self.start()
-        for partition in sorted({m.partition for m in batch}):
-            if not self.processor.has(partition):
-                await self.recover(partition)
+        await self.ensure_recovered({m.partition for m in batch})
         now = time.time()
         out = self.processor.process(batch, now)
         pending: list[Any] = []
@@ -160,6 +171,10 @@ def create_app(settings: LedgerSettings, bootstrap: str, runtime: LedgerRuntime)
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         runtime.revoke({tp.partition for tp in revoked if tp.topic == PARTNER_EVENTS.name})
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+        await runtime.assigned({tp.partition for tp in assigned if tp.topic == PARTNER_EVENTS.name})
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def on_shutdown(sender: Any, **_: Any) -> None:

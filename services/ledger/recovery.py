@@ -1,16 +1,29 @@
-"""Reading a ledger changelog partition back from Kafka (restart recovery)."""
+"""Reading ledger changelog partitions back from Kafka (restart and rebalance recovery).
+
+Where the log ends is not taken from the broker's end offsets (tansu under-reports them
+when the last write carried several records): a marker record is appended to each
+partition first, and reading stops at the marker's acknowledged offset.
+"""
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from collections.abc import Iterable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.common.topics import LEDGER_CHANGELOG
 
 
-async def read_changelog(
-    bootstrap: str, partition: int, topic: str = LEDGER_CHANGELOG.name
-) -> list[bytes]:
-    """All records of one changelog partition, from the beginning to the current end."""
+async def read_changelogs(
+    bootstrap: str, partitions: Iterable[int], topic: str = LEDGER_CHANGELOG.name
+) -> dict[int, list[bytes]]:
+    """All records of the given changelog partitions, from the beginning to the current end."""
+    wanted = sorted(set(partitions))
+    records: dict[int, list[bytes]] = {p: [] for p in wanted}
+    if not wanted:
+        return records
+    ends = await _append_markers(bootstrap, topic, wanted)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -20,18 +33,36 @@ async def read_changelog(
     )
     await consumer.start()
     try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        await consumer.seek_to_beginning(tp)
-        records: list[bytes] = []
-        while await consumer.position(tp) < end:
-            batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
-            for message in batches.get(tp, ()):
-                if message.offset >= end:
-                    break
-                if message.value is not None:
-                    records.append(message.value)
+        tps = [TopicPartition(topic, p) for p in wanted]
+        consumer.assign(tps)
+        ends_by_tp = {TopicPartition(topic, p): end for p, end in ends.items()}
+        pending = {tp for tp in tps if ends_by_tp[tp] > 0}
+        if pending:
+            await consumer.seek_to_beginning(*pending)
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20_000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    if message.offset < ends_by_tp[tp] and message.value is not None:
+                        records[tp.partition].append(message.value)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends_by_tp[tp]:
+                    pending.discard(tp)
         return records
     finally:
         await consumer.stop()
+
+
+async def _append_markers(bootstrap: str, topic: str, partitions: list[int]) -> dict[int, int]:
+    """Append one marker per partition; returns each marker's offset (= records before it)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        ends = {}
+        for partition in partitions:
+            marker = orjson.dumps({"v": 1, "p": partition, "marker": "recovery"})
+            meta = await producer.send_and_wait(topic, marker, partition=partition)
+            ends[partition] = meta.offset
+        return ends
+    finally:
+        await producer.stop()
