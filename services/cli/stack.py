@@ -98,7 +98,11 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
             alliance_file = write_demo_alliance(data_dir / "demo", options.partners)
         if alliance_file is not None:
             env["VERBUND_ALLIANCE_FILE"] = str(alliance_file)
-        ports = {"ledger": free_port()}
+        ports = {"ledger": free_port(), "gateway": free_port()}
+        tokens_file = data_dir / "gateway-tokens.yaml"
+        demo_token = _demo_token(alliance_file, tokens_file) if options.demo else None
+        if not tokens_file.exists():
+            tokens_file.write_text("{}\n", encoding="utf-8")
         cli = [sys.executable, "-m", "services.cli.main"]
         children.append(
             Child(
@@ -106,6 +110,18 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
                 [*cli, "ledger"],
                 _with(env, VERBUND_METRICS_PORT=ports["ledger"]),
                 logs / "ledger.log",
+            )
+        )
+        children.append(
+            Child(
+                "gateway",
+                [*cli, "gateway"],
+                _with(
+                    env,
+                    VERBUND_GATEWAY_PORT=ports["gateway"],
+                    VERBUND_GATEWAY_TOKENS_FILE=tokens_file,
+                ),
+                logs / "gateway.log",
             )
         )
         if options.demo:
@@ -127,7 +143,7 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
             )
         for child in children:
             await child.start()
-        _banner(bootstrap, broker is not None, ports, alliance_file, logs, options)
+        _banner(bootstrap, broker is not None, ports, alliance_file, logs, options, demo_token)
         watcher = (
             asyncio.create_task(follow(bootstrap, "alerts", stop=stop)) if options.watch else None
         )
@@ -155,6 +171,17 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
         say("stopped.")
 
 
+def _demo_token(alliance_file: Path | None, tokens_file: Path) -> tuple[str, str] | None:
+    """Issue a gateway token for the first demo partner, so the banner can show a request."""
+    from schemas.alliance import load_alliance
+    from services.gateway.tokens import issue_token
+
+    if alliance_file is None:
+        return None
+    partner = load_alliance(alliance_file).partners[0].id
+    return partner, issue_token(partner, tokens_file)
+
+
 async def _exit_of(child: Child) -> str:
     assert child.process is not None
     await child.process.wait()
@@ -174,12 +201,22 @@ def _banner(
     alliance_file: Path | None,
     logs: Path,
     options: StackOptions,
+    demo_token: tuple[str, str] | None,
 ) -> None:
     kind = "embedded tansu broker (memory only)" if embedded else "configured Kafka cluster"
     say("Verbund is running.")
     say(f"  Kafka bootstrap : {bootstrap}  ({kind})")
     for name, port in ports.items():
         say(f"  {name + ' metrics':<16}: http://127.0.0.1:{port}/metrics")
+    gateway = f"http://127.0.0.1:{ports['gateway']}"
+    say(f"  HTTP gateway    : {gateway}/v1/events  (health: {gateway}/healthz)")
+    if demo_token:
+        partner, token = demo_token
+        say(f"  demo partner    : {partner}, bearer token {token}")
+        say(
+            f"    curl -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
+            f"--data @event.json {gateway}/v1/events"
+        )
     if alliance_file:
         say(f"  alliance file   : {alliance_file}")
     say(f"  service logs    : {logs}/")
