@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
@@ -28,7 +28,10 @@ from schemas.protocol import Protocol
 from schemas.scenario import ScenarioFileError, load_scenario, parse_scenario
 from services.common.logging import get_logger
 
-Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+if TYPE_CHECKING:
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 log = get_logger("protocols.cli")

@@ -34,7 +34,7 @@ def fast_path_applies(problem: TransportProblem) -> bool:
 
 
 def _highs(time_limit_s: float) -> highspy.Highs:
-    h = highspy.Highs()
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(max(0.01, time_limit_s)))
     return h

@@ -11,7 +11,7 @@ from collections import defaultdict
 import numpy as np
 
 from protocols import capacity, reallocation
-from protocols.decisions import Decision
+from protocols.decisions import Decision, TransferOrder
 from schemas.protocol import CapacityParameters, ReallocationParameters, Scope
 from schemas.scenario import Scenario
 
@@ -87,23 +87,27 @@ def check_tier_priority(
     if params.min_shipments:
         return []
     fulfilled = {f.need_id: f for f in decision.fulfilment}
+    by_material: dict[str, list[TransferOrder]] = defaultdict(list)
+    for t in decision.transfers:
+        by_material[t.material_id].append(t)
     problems = []
     for mp in reallocation.build_problems(scenario, params, scope):
         p = mp.problem
-        out = defaultdict(float)
-        serves_tier: dict[int, int] = {}
-        for t in decision.transfers:
-            if t.material_id == mp.material_id:
-                out[t.from_partner, t.from_site] += t.quantity
-        for i, src in enumerate(p.sources):
-            tiers = [
-                fulfilled[t.need_id].tier
-                for t in decision.transfers
-                if t.material_id == mp.material_id
-                and (t.from_partner, t.from_site) == (src.partner_id, src.site_id)
-            ]
-            serves_tier[i] = max(tiers, default=0)
-        for a in range(p.n_arcs):
+        out: dict[tuple[str, str], float] = defaultdict(float)
+        lowest: dict[tuple[str, str], int] = defaultdict(int)
+        for t in by_material.get(mp.material_id, []):
+            out[t.from_partner, t.from_site] += t.quantity
+            key = (t.from_partner, t.from_site)
+            lowest[key] = max(lowest[key], fulfilled[t.need_id].tier)
+        serves_tier = {i: lowest[s.partner_id, s.site_id] for i, s in enumerate(p.sources)}
+        unmet = np.array(
+            [
+                (f := fulfilled.get(s.need_id)) is not None and f.unmet > _tol(f.requested)
+                for s in p.sinks
+            ],
+            dtype=bool,
+        )
+        for a in np.nonzero(unmet[p.arc_sink])[0].tolist():
             i, j = int(p.arc_source[a]), int(p.arc_sink[a])
             src, snk = p.sources[i], p.sinks[j]
             f = fulfilled.get(snk.need_id)

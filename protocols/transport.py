@@ -118,10 +118,14 @@ class TransportSolution:
         return float(problem.arc_cost @ self.flows) if problem.n_arcs else 0.0
 
     def inflow(self, problem: TransportProblem) -> npt.NDArray[np.float64]:
-        return np.bincount(problem.arc_sink, weights=self.flows, minlength=len(problem.sinks))
+        return np.bincount(
+            problem.arc_sink, weights=self.flows, minlength=len(problem.sinks)
+        ).astype(np.float64)
 
     def outflow(self, problem: TransportProblem) -> npt.NDArray[np.float64]:
-        return np.bincount(problem.arc_source, weights=self.flows, minlength=len(problem.sources))
+        return np.bincount(
+            problem.arc_source, weights=self.flows, minlength=len(problem.sources)
+        ).astype(np.float64)
 
 
 def build_arcs(
