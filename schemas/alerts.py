@@ -56,23 +56,30 @@ class ShortageResolved(Contract):
     source_event_id: EventId
 
 
-class MaterialBalanceReported(Contract):
-    """Alliance-wide balance of one material over the partitions one ledger worker holds.
+class MaterialBalance(Contract):
+    """Balance of one material over one partition: open need vs. surplus above safety stock."""
 
-    Sum the latest report of every partition for the alliance total.
-    """
-
-    type: Literal["MaterialBalanceReported"] = "MaterialBalanceReported"
     material_id: MaterialId
-    partition: int = Field(ge=0)
     unit: Unit
     total_need: Quantity
     total_surplus: Quantity = Field(description="Stock above safety stock, summed.")
     partners: int = Field(ge=0, description="Distinct partners holding the material.")
+
+
+class MaterialBalancesReported(Contract):
+    """Balances of the materials that changed in one partition since the last report.
+
+    The alliance-wide balance of a material is the sum, over all partitions, of the
+    latest balance reported for it.
+    """
+
+    type: Literal["MaterialBalancesReported"] = "MaterialBalancesReported"
+    partition: int = Field(ge=0)
+    balances: list[MaterialBalance]
     reported_at: Timestamp
 
 
-Alert = ShortageDetected | ShortageResolved | MaterialBalanceReported
+Alert = ShortageDetected | ShortageResolved | MaterialBalancesReported
 
 
 class DeadLetter(Contract):

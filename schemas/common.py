@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
 SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -46,12 +46,6 @@ EventId = Annotated[
 ]
 
 
-def _not_nan(value: float) -> float:
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError("must be a finite number")
-    return value
-
-
 Quantity = Annotated[
     float,
     Field(
@@ -60,7 +54,6 @@ Quantity = Annotated[
         allow_inf_nan=False,
         description="Non-negative quantity in the stated unit.",
     ),
-    AfterValidator(_not_nan),
 ]
 Timestamp = Annotated[
     AwareDatetime,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter, field_validator, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from schemas import SCHEMA_VERSION
 from schemas.common import (
@@ -40,6 +40,9 @@ class Envelope(Contract):
 class StockPosition(Contract):
     """Stock of one material at one site of the sending partner."""
 
+    # unit is kept as its plain string value: positions are the hot path of ingest
+    model_config = ConfigDict(use_enum_values=True)
+
     site_id: SiteId
     material_id: MaterialId
     unit: Unit
@@ -59,6 +62,8 @@ class StockReported(Envelope):
     @field_validator("positions")
     @classmethod
     def _unique_positions(cls, positions: list[StockPosition]) -> list[StockPosition]:
+        if len({(p.site_id, p.material_id) for p in positions}) == len(positions):
+            return positions
         seen: set[tuple[str, str]] = set()
         for index, position in enumerate(positions):
             key = (position.site_id, position.material_id)

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter
 
 from schemas import SCHEMA_VERSION
-from schemas.alerts import DeadLetter, MaterialBalanceReported, ShortageDetected, ShortageResolved
+from schemas.alerts import DeadLetter, MaterialBalancesReported, ShortageDetected, ShortageResolved
 from schemas.alliance import Alliance
 from schemas.common import MATERIAL_ID_PATTERN, PARTNER_ID_PATTERN
 from schemas.events import (
@@ -82,7 +82,7 @@ REGISTRY: list[SchemaEntry] = [
     SchemaEntry("ShortageDetected", ShortageDetected, "A shortage started or worsened.",
                 ALERTS.name),
     SchemaEntry("ShortageResolved", ShortageResolved, "An open shortage ended.", ALERTS.name),
-    SchemaEntry("MaterialBalanceReported", MaterialBalanceReported,
+    SchemaEntry("MaterialBalancesReported", MaterialBalancesReported,
                 "Need vs. surplus of one material over one partition.", ALERTS.name),
     SchemaEntry("DeadLetter", DeadLetter, "A message that could not be processed.",
                 DEAD_LETTERS.name),

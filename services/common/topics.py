@@ -30,8 +30,8 @@ DEAD_LETTERS = TopicSpec(
 ALERTS = TopicSpec(
     "verbund.alerts",
     DEFAULT_PARTITIONS,
-    "ShortageDetected / ShortageResolved / MaterialBalanceReported from the ledger.",
-    "material id",
+    "ShortageDetected / ShortageResolved (keyed by material) and MaterialBalancesReported (keyed by balances-<partition>) from the ledger.",
+    "material id (balance reports: balances-<partition>)",
 )
 LEDGER_CHANGELOG = TopicSpec(
     "verbund.ledger.changelog",

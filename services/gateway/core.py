@@ -171,9 +171,11 @@ def parse_submission(body: bytes, max_events: int) -> Submission:
         )
     batch = stripped[:1] == b"["
     try:
-        events = _batch_adapter.validate_json(body) if batch else [
-            partner_event_adapter.validate_json(body)
-        ]
+        events = (
+            _batch_adapter.validate_json(body)
+            if batch
+            else [partner_event_adapter.validate_json(body)]
+        )
     except ValidationError as exc:
         raise _json_invalid(exc) or Rejection(
             422,

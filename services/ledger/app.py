@@ -91,12 +91,12 @@ class LedgerRuntime:
         now = time.time()
         out = self.processor.process(batch, now)
         pending: list[Any] = []
-        for partition, record in out.changelog.items():
-            pending.append(
-                await producer.send(
-                    LEDGER_CHANGELOG.name, record, key=str(partition).encode(), partition=partition
+        for partition, records in out.changelog.items():
+            key = str(partition).encode()
+            for record in records:
+                pending.append(
+                    await producer.send(LEDGER_CHANGELOG.name, record, key=key, partition=partition)
                 )
-            )
         for key, value in out.alerts:
             pending.append(await producer.send(ALERTS.name, value, key=key))
         for key, value in out.dead_letters:

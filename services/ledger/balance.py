@@ -51,5 +51,7 @@ class MaterialBalances:
         return [self.get(key) for key in sorted(dirty)]
 
     def all(self) -> list[Balance]:
+        """Balances of materials someone holds or needs (emptied entries are left out)."""
         keys = set(self.need) | set(self.surplus)
-        return [self.get(key) for key in sorted(keys)]
+        balances = [self.get(key) for key in sorted(keys)]
+        return [b for b in balances if b.partners or b.total_need or b.total_surplus]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -16,8 +17,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.alerts import DeadLetter, MaterialBalanceReported, ShortageDetected, ShortageResolved
-from schemas.alliance import Alliance, ShortageRules
+from schemas.alerts import DeadLetter
+from schemas.alliance import Alliance, CoverageThresholds, ShortageRules
 from schemas.common import Criticality, Unit
 from schemas.errors import field_errors
 from schemas.events import (
@@ -32,6 +33,8 @@ from services.ledger.shortage import Change, Transition, assess
 from services.ledger.state import Applied, PartitionState
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+CHANGELOG_ROWS = 4_000  # keeps a changelog record well under 1 MB
+BALANCES_PER_REPORT = 2_000
 CHANGELOG_VERSION = 1
 
 
@@ -51,7 +54,7 @@ class Inbound:
 class Outcome:
     """Everything a batch produced; the adapter writes it to Kafka."""
 
-    changelog: dict[int, bytes] = field(default_factory=dict)
+    changelog: dict[int, list[bytes]] = field(default_factory=dict)
     alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead_letters: list[tuple[bytes, bytes]] = field(default_factory=list)
     ingested: Counter[str] = field(default_factory=Counter)
@@ -84,6 +87,7 @@ class LedgerProcessor:
         self.service = service
         self.dedup_capacity = dedup_capacity
         self.states: dict[int, PartitionState] = {}
+        self._thresholds: dict[str, CoverageThresholds] = {}
 
     # -- partitions -----------------------------------------------------------------------
     def has(self, partition: int) -> bool:
@@ -147,7 +151,7 @@ class LedgerProcessor:
                 out.ignored["out_of_order"] += changes.stale_positions
             if not changes:
                 continue
-            out.changelog[partition] = encode_changelog(partition, changes)
+            out.changelog[partition] = encode_changelog(self.states[partition], changes)
             self._shortages(self.states[partition], changes, today, now, out)
         return out
 
@@ -216,7 +220,9 @@ class LedgerProcessor:
                 for (partner, _), n in state.needs.items()
                 if partner == key[0] and n.site_id == key[1] and n.material_id == key[2]
             )
-        thresholds = self.rules.thresholds(self._criticality(key[0]))
+        thresholds = self._thresholds.get(key[0])
+        if thresholds is None:
+            thresholds = self._thresholds[key[0]] = self.rules.thresholds(self._criticality(key[0]))
         return assess(state.positions.get(key), need_total, due, thresholds, today)
 
     def _shortages(
@@ -227,7 +233,9 @@ class LedgerProcessor:
         now: float,
         out: Outcome,
     ) -> None:
-        for key in changes.touched:
+        position_keys = changes.position_keys
+        need_keys = [k for k in changes.touched if k not in position_keys]
+        for key in itertools.chain(position_keys, need_keys):
             change = state.shortages.update(key, self._assess(state, key, today))
             if change is None:
                 continue
@@ -239,83 +247,111 @@ class LedgerProcessor:
     def _alert(
         self, state: PartitionState, change: Change, now: float, source: str | None = None
     ) -> bytes | None:
+        """The alert for a change, serialised directly (hot path when many positions move).
+
+        The layout is the ShortageDetected / ShortageResolved contract; tests decode
+        every alert with those models.
+        """
+        if change.transition is Transition.EASED:
+            return None
         partner, site, material = change.key
         position = state.positions.get(change.key)
         if source is None:
             source = position.event_id if position else _latest_need_event(state, change.key)
-        at = datetime.fromtimestamp(now, UTC)
-        alert_id = _alert_id(source, change)
+        at = _iso(now)
+        common = {
+            "alert_id": _alert_id(source, change),
+            "partner_id": partner,
+            "site_id": site,
+            "material_id": material,
+        }
         if change.transition is Transition.RESOLVED:
             assert change.previous is not None
-            return (
-                ShortageResolved(
-                    alert_id=alert_id,
-                    partner_id=partner,
-                    site_id=site,
-                    material_id=material,
-                    previous_severity=change.previous,
-                    resolved_at=at,
-                    source_event_id=source,
-                )
-                .model_dump_json()
-                .encode()
+            return orjson.dumps(
+                {
+                    "type": "ShortageResolved",
+                    **common,
+                    "previous_severity": change.previous.value,
+                    "resolved_at": at,
+                    "source_event_id": source,
+                }
             )
-        if change.transition is Transition.EASED:
-            return None
         assert change.severity is not None
-        unit = position.unit if position else _need_unit(state, change.key)
-        return (
-            ShortageDetected(
-                alert_id=alert_id,
-                partner_id=partner,
-                site_id=site,
-                material_id=material,
-                unit=Unit(unit),
-                severity=change.severity,
-                previous_severity=change.previous,
-                causes=list(change.causes),  # type: ignore[arg-type]
-                criticality=self._criticality(partner),
-                on_hand=position.on_hand if position else 0.0,
-                safety_stock=position.safety_stock if position else 0.0,
-                coverage_days=position.coverage_days if position else None,
-                need_quantity=state.need_totals.get(change.key, 0.0),
-                detected_at=at,
-                source_event_id=source,
-            )
-            .model_dump_json()
-            .encode()
+        return orjson.dumps(
+            {
+                "type": "ShortageDetected",
+                **common,
+                "unit": position.unit if position else _need_unit(state, change.key),
+                "severity": change.severity.value,
+                "previous_severity": change.previous.value if change.previous else None,
+                "causes": list(change.causes),
+                "criticality": self._criticality(partner).value,
+                "on_hand": position.on_hand if position else 0.0,
+                "safety_stock": position.safety_stock if position else 0.0,
+                "coverage_days": position.coverage_days if position else None,
+                "need_quantity": state.need_totals.get(change.key, 0.0),
+                "detected_at": at,
+                "source_event_id": source,
+            }
         )
 
     # -- material balance -----------------------------------------------------------------
     def balance_reports(self, now: float) -> list[tuple[bytes, bytes]]:
-        at = datetime.fromtimestamp(now, UTC)
+        """One MaterialBalancesReported per partition (chunked) for materials that changed."""
+        at = _iso(now)
         reports = []
         for partition, state in sorted(self.states.items()):
-            for balance in state.balances.take_dirty():
-                report = MaterialBalanceReported(
-                    material_id=balance.material_id,
-                    partition=partition,
-                    unit=Unit(balance.unit),
-                    total_need=balance.total_need,
-                    total_surplus=balance.total_surplus,
-                    partners=balance.partners,
-                    reported_at=at,
-                )
-                reports.append((balance.material_id.encode(), report.model_dump_json().encode()))
+            changed = state.balances.take_dirty()
+            for i in range(0, len(changed), BALANCES_PER_REPORT):
+                balances = [
+                    {
+                        "material_id": b.material_id,
+                        "unit": b.unit,
+                        "total_need": b.total_need,
+                        "total_surplus": b.total_surplus,
+                        "partners": b.partners,
+                    }
+                    for b in changed[i : i + BALANCES_PER_REPORT]
+                ]
+                report = {
+                    "type": "MaterialBalancesReported",
+                    "partition": partition,
+                    "balances": balances,
+                    "reported_at": at,
+                }
+                reports.append((f"balances-{partition}".encode(), orjson.dumps(report)))
         return reports
 
 
-def encode_changelog(partition: int, changes: Applied) -> bytes:
-    record: dict[str, Any] = {"v": CHANGELOG_VERSION, "p": partition, "ids": changes.event_ids}
-    if changes.positions:
-        record["pos"] = changes.positions
-    if changes.needs:
-        record["need"] = changes.needs
-    if changes.offers:
-        record["offer"] = changes.offers
-    if changes.seen:
-        record["seen"] = changes.seen
-    return orjson.dumps(record)
+def encode_changelog(state: PartitionState, changes: Applied) -> list[bytes]:
+    """The batch's changes as changelog records of at most ``CHANGELOG_ROWS`` rows each.
+
+    Event ids and freshness go into the last record only, so a crash between records
+    never marks an event as seen whose rows were not all written.
+    """
+    partition = state.partition
+    positions = state.positions
+    rows: list[tuple[str, Any]] = (
+        [("pos", key + positions[key]) for key in changes.position_keys]
+        + [("need", r) for r in changes.needs]
+        + [("offer", r) for r in changes.offers]
+    )
+    chunks = [rows[i : i + CHANGELOG_ROWS] for i in range(0, len(rows), CHANGELOG_ROWS)] or [[]]
+    records = []
+    for index, chunk in enumerate(chunks):
+        record: dict[str, Any] = {"v": CHANGELOG_VERSION, "p": partition}
+        for kind, row in chunk:
+            record.setdefault(kind, []).append(row)
+        if index == len(chunks) - 1:
+            record["ids"] = changes.event_ids
+            if changes.seen:
+                record["seen"] = changes.seen
+        records.append(orjson.dumps(record))
+    return records
+
+
+def _iso(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).isoformat()
 
 
 def _sites_of(event: Any) -> set[str]:

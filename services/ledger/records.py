@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 PositionKey = tuple[str, str, str]  # partner, site, material
 
 
-@dataclass(slots=True, frozen=True)
-class PositionRecord:
+class PositionRecord(NamedTuple):
+    """One position (a tuple: built once per reported position, so it must be cheap)."""
+
     unit: str
     on_hand: float
     safety_stock: float

@@ -26,13 +26,15 @@ OfferRow = list[Any]  # partner, offer_id, site, capability, quals, hours, from,
 class Applied:
     """What one batch changed in a partition: the changelog content and the touched keys."""
 
-    positions: list[PositionRow] = field(default_factory=list)
+    # keys whose position changed, in order; the changelog holds their final records
+    position_keys: dict[PositionKey, None] = field(default_factory=dict)
     needs: list[NeedRow] = field(default_factory=list)
     offers: list[OfferRow] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
     seen: dict[str, float] = field(default_factory=dict)
+    # keys whose needs changed (shortage re-assessed together with position_keys)
     touched: set[PositionKey] = field(default_factory=set)
-    # the event that last changed each touched key: the source of its alert
+    # the need/offer event that last changed a key (for positions: the record's event id)
     sources: dict[PositionKey, str] = field(default_factory=dict)
     stale_positions: int = 0
 
@@ -58,19 +60,32 @@ class PartitionState:
         self.shortages = ShortageTracker()
 
     # -- shared by live events and replay -------------------------------------------------
-    def set_position(self, row: PositionRow) -> PositionKey:
-        partner, site, material, unit, on_hand, safety, daily, as_of, event_id = row
+    def set_position(
+        self,
+        partner: str,
+        site: str,
+        material: str,
+        unit: str,
+        on_hand: float,
+        safety: float,
+        daily: float,
+        as_of: float,
+        event_id: str,
+    ) -> PositionKey:
         key = (partner, site, material)
-        new = PositionRecord(unit, on_hand, safety, daily, as_of, event_id)
         old = self.positions.get(key)
-        self.positions[key] = new
-        if old is None:
-            self.balances.add_surplus((material, unit), partner, new.surplus, 1)
-        elif old.unit != unit:
-            self.balances.add_surplus((material, old.unit), partner, -old.surplus, -1)
-            self.balances.add_surplus((material, unit), partner, new.surplus, 1)
-        else:
-            self.balances.add_surplus((material, unit), partner, new.surplus - old.surplus, 0)
+        self.positions[key] = PositionRecord(unit, on_hand, safety, daily, as_of, event_id)
+        surplus = on_hand - safety if on_hand > safety else 0.0
+        balances = self.balances
+        if old is not None and old.unit == unit:
+            # the common case: no change of holders, only the surplus moves
+            material_key = (material, unit)
+            balances.surplus[material_key] += surplus - old.surplus
+            balances.dirty.add(material_key)
+            return key
+        if old is not None:
+            balances.add_surplus((material, old.unit), partner, -old.surplus, -1)
+        balances.add_surplus((material, unit), partner, surplus, 1)
         return key
 
     def set_need(self, row: NeedRow) -> PositionKey:
@@ -119,26 +134,27 @@ class PartitionState:
         partner = event.partner_id
         event_id = event.event_id
         positions = self.positions
+        set_position = self.set_position
+        changed = applied.position_keys
         for p in event.positions:
-            old = positions.get((partner, p.site_id, p.material_id))
+            site, material = p.site_id, p.material_id
+            old = positions.get((partner, site, material))
             if old is not None and old.as_of > as_of:
                 applied.stale_positions += 1
                 continue
-            row = [
+            key = set_position(
                 partner,
-                p.site_id,
-                p.material_id,
-                p.unit.value,
+                site,
+                material,
+                p.unit,
                 p.on_hand,
                 p.safety_stock,
                 p.daily_consumption,
                 as_of,
                 event_id,
-            ]
-            key = self.set_position(row)
-            applied.touched.add(key)
-            applied.sources[key] = event_id
-            applied.positions.append(row)
+            )
+            changed[key] = None
+            applied.sources.pop(key, None)
         self._record(partner, event_id, as_of, applied)
 
     def apply_need(self, event: NeedReported, applied: Applied) -> None:
@@ -201,7 +217,7 @@ class PartitionState:
         """Apply one changelog record; returns the keys whose shortage must be re-assessed."""
         touched: set[PositionKey] = set()
         for row in record.get("pos", ()):
-            touched.add(self.set_position(row))
+            touched.add(self.set_position(*row))
         for row in record.get("need", ()):
             old = self.needs.get((row[0], row[1]))
             if old is not None:

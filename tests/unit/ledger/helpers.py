@@ -8,7 +8,13 @@ from typing import Any
 
 import orjson
 
-from schemas.alerts import DeadLetter, MaterialBalanceReported, ShortageDetected, ShortageResolved
+from schemas.alerts import (
+    DeadLetter,
+    MaterialBalance,
+    MaterialBalancesReported,
+    ShortageDetected,
+    ShortageResolved,
+)
 from schemas.alliance import Alliance, CoverageThresholds, ShortageRules
 from schemas.common import Criticality
 from services.ledger.processor import Inbound, LedgerProcessor, Outcome
@@ -212,10 +218,13 @@ def dead_letters(out: Outcome) -> list[DeadLetter]:
 
 
 def balances(processor: LedgerProcessor, now: float = NOW) -> dict[tuple[str, str], Any]:
-    reports = [
-        MaterialBalanceReported.model_validate_json(v) for _, v in processor.balance_reports(now)
-    ]
-    return {(r.material_id, r.unit.value): r for r in reports}
+    """Latest reported balance per (material, unit), decoded with the contract."""
+    found: dict[tuple[str, str], MaterialBalance] = {}
+    for _, value in processor.balance_reports(now):
+        report = MaterialBalancesReported.model_validate_json(value)
+        for balance in report.balances:
+            found[(balance.material_id, balance.unit.value)] = balance
+    return found
 
 
 def snapshot(state: Any) -> dict[str, Any]:

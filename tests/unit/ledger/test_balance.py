@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.alerts import MaterialBalancesReported
 from services.ledger.balance import MaterialBalances
 from services.ledger.processor import LedgerProcessor
 
@@ -123,8 +124,9 @@ def test_need_totals_replace_move_and_withdraw() -> None:
         NOW,
     )
     got = totals(processor)
-    assert got[("NACL-500ML", "pcs")][0] == 0
-    assert got[("NACL-500ML", "kg")][0] == 0
+    # withdrawn everywhere: the material no longer appears in the balances
+    assert ("NACL-500ML", "pcs") not in got
+    assert ("NACL-500ML", "kg") not in got
     assert processor.state(0).need_totals == {}
 
 
@@ -139,7 +141,13 @@ def test_need_and_surplus_of_one_material_side_by_side() -> None:
     )
     report = balances(processor)[("NACL-500ML", "pcs")]
     assert (report.total_need, report.total_surplus, report.partners) == (120, 200, 1)
-    assert report.partition == 0
+    [(key, raw)] = processor.balance_reports(NOW + 1) or [(b"", b"")]
+    assert raw == b""  # nothing changed since the last report
+    processor.process([feed(need(HOSPITAL, quantity=20, minutes=1))], NOW)
+    [(key, raw)] = processor.balance_reports(NOW + 2)
+    report_of_partition = MaterialBalancesReported.model_validate_json(raw)
+    assert key == b"balances-0" and report_of_partition.partition == 0
+    assert [b.total_need for b in report_of_partition.balances] == [20]
 
 
 def test_balance_reports_only_changed_materials() -> None:

@@ -51,7 +51,7 @@ def test_duplicate_within_one_batch() -> None:
     assert out.ignored == {"duplicate": 2}
     assert out.ingested == {"StockReported": 3}  # valid, then recognised as duplicates
     assert len(out.alerts) == 1
-    record = orjson.loads(out.changelog[0])
+    record = orjson.loads(out.changelog[0][0])
     assert record["ids"] == [event["event_id"]]
     assert len(record["pos"]) == 1
 
@@ -92,7 +92,7 @@ def test_older_stock_does_not_overwrite_newer_position() -> None:
     assert (record.on_hand, record.event_id) == (500, newer["event_id"])
     assert out.alerts == []
     # the stale event is still remembered (a resend is a duplicate) but has no position rows
-    log = orjson.loads(out.changelog[0])
+    log = orjson.loads(out.changelog[0][0])
     assert log["ids"] == [older["event_id"]]
     assert "pos" not in log
     again = processor.process([feed(older)], NOW)
@@ -113,7 +113,7 @@ def test_out_of_order_is_per_position() -> None:
     positions = processor.state(0).positions
     assert positions[(HOSPITAL, "lager-1", "NACL-500ML")].on_hand == 500
     assert positions[(HOSPITAL, "lager-2", "NACL-500ML")].on_hand == 7
-    assert [row[1] for row in orjson.loads(out.changelog[0])["pos"]] == ["lager-2"]
+    assert [row[1] for row in orjson.loads(out.changelog[0][0])["pos"]] == ["lager-2"]
 
 
 def test_out_of_order_within_one_batch() -> None:
@@ -160,7 +160,7 @@ def test_older_need_does_not_overwrite_newer_need() -> None:
     assert (record.quantity, record.event_id) == (5, newer["event_id"])
     assert state.need_totals[(HOSPITAL, "lager-1", "NACL-500ML")] == 5
     assert out.alerts == []
-    assert "need" not in orjson.loads(out.changelog[0])
+    assert "need" not in orjson.loads(out.changelog[0][0])
 
 
 def test_older_need_does_not_revive_a_withdrawn_need() -> None:

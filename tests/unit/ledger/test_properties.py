@@ -88,7 +88,7 @@ def run(events: list[dict], batches: list[list[int]]) -> tuple[LedgerProcessor, 
         for name, value in out.ignored.items():
             counts[name] += value
         if 0 in out.changelog:
-            changelog.append(out.changelog[0])
+            changelog.extend(out.changelog[0])
     return processor, changelog, counts
 
 

@@ -130,8 +130,8 @@ def run_history() -> tuple[LedgerProcessor, dict[int, list[bytes]], Script, dict
     changelog: dict[int, list[bytes]] = defaultdict(list)
     for index, batch in enumerate(batches):
         out = processor.process(batch, NOW + index)
-        for partition, raw in out.changelog.items():
-            changelog[partition].append(raw)
+        for partition, chunks in out.changelog.items():
+            changelog[partition].extend(chunks)
     return processor, changelog, script, later
 
 
@@ -275,7 +275,7 @@ def test_restore_of_a_prefix_equals_state_at_that_point() -> None:
     records: list[bytes] = []
     for index, batch in enumerate(batches):
         out = original.process(batch, NOW + 2)
-        records.append(out.changelog[0])
+        records.extend(out.changelog[0])
         fresh = LedgerProcessor(make_alliance())
         fresh.restore_partition(0, list(records), NOW + 2)
         assert snapshot(fresh.state(0)) == snapshot(original.state(0)), index
@@ -285,7 +285,7 @@ def test_restore_respects_dedup_window_capacity() -> None:
     feed = Feed()
     original = LedgerProcessor(dedup_capacity=3)
     events = [stock("p-one", position("s1", on_hand=i), minutes=i) for i in range(6)]
-    logs = [original.process([feed(e)], NOW).changelog[0] for e in events]
+    logs = [chunk for e in events for chunk in original.process([feed(e)], NOW).changelog[0]]
     restored = LedgerProcessor(dedup_capacity=3)
     restored.restore_partition(0, logs, NOW)
     for event in events:
@@ -301,3 +301,26 @@ def test_restore_replaces_partition_state_and_drop_forgets_it() -> None:
     assert original.has(1)
     original.drop_partition(1)
     assert not original.has(1)
+
+
+def test_large_batches_are_split_and_ids_come_last() -> None:
+    from services.ledger.processor import CHANGELOG_ROWS
+
+    feed = Feed()
+    count = CHANGELOG_ROWS * 2 + 7
+    positions = [position(material=f"M{i:05d}", on_hand=100 + i) for i in range(count)]
+    event = stock(HOSPITAL, *positions)
+    original = LedgerProcessor()
+    out = original.process([feed(event)], NOW)
+    chunks = out.changelog[0]
+    assert len(chunks) == 3
+    decoded = [orjson.loads(c) for c in chunks]
+    assert [len(d.get("pos", [])) for d in decoded] == [CHANGELOG_ROWS, CHANGELOG_ROWS, 7]
+    assert ["ids" in d for d in decoded] == [False, False, True]
+    restored = LedgerProcessor()
+    restored.restore_partition(0, chunks, NOW)
+    assert snapshot(restored.state(0)) == snapshot(original.state(0))
+    # only the first two chunks written: positions are there, the event is not marked seen
+    partial = LedgerProcessor()
+    partial.restore_partition(0, chunks[:2], NOW)
+    assert event["event_id"] not in partial.state(0).dedup
