@@ -78,7 +78,10 @@ def build_messages(total: int, per_message: int, partners: int) -> list[tuple[by
 
 async def produce(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=4 << 20,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=20,
+        max_batch_size=4 << 20,
         max_request_size=8 << 20,
     )
     await producer.start()
@@ -97,8 +100,10 @@ async def produce(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> None:
 async def baseline(bootstrap: str, expected_messages: int) -> tuple[float, int, int]:
     """Raw aiokafka consumer validating every message; returns (seconds, messages, positions)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False,
-        max_partition_fetch_bytes=16 << 20, fetch_max_bytes=64 << 20,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 << 20,
+        fetch_max_bytes=64 << 20,
     )
     await consumer.start()
     try:
@@ -151,7 +156,10 @@ def run_ledgers(bootstrap: str, workers: int, total_positions: int, workdir: Pat
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "services.cli.main", "ledger"],
-                env=env, stdout=log, stderr=log, cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=log,
+                cwd=ROOT,
             )
         )
     try:
@@ -185,8 +193,10 @@ def main() -> int:
 
     messages = build_messages(args.positions, args.per_message, args.partners)
     size = sum(len(v) for _, v in messages)
-    print(f"data: {args.positions:,} positions in {len(messages):,} messages "
-          f"({size / 1e6:.0f} MB), {args.partners} partners, {PARTNER_EVENTS.partitions} partitions")
+    print(
+        f"data: {args.positions:,} positions in {len(messages):,} messages "
+        f"({size / 1e6:.0f} MB), {args.partners} partners, {PARTNER_EVENTS.partitions} partitions"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="verbund-bench-"))
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
@@ -196,17 +206,23 @@ def main() -> int:
 
         b_secs, b_msgs, b_pos = asyncio.run(baseline(broker.bootstrap, len(messages)))
         b_rate = b_pos / b_secs
-        print(f"baseline (raw aiokafka + pydantic validation): {b_secs:.2f} s, "
-              f"{b_rate:,.0f} positions/s, {b_msgs / b_secs:,.0f} messages/s")
+        print(
+            f"baseline (raw aiokafka + pydantic validation): {b_secs:.2f} s, "
+            f"{b_rate:,.0f} positions/s, {b_msgs / b_secs:,.0f} messages/s"
+        )
 
         l_secs = run_ledgers(broker.bootstrap, args.workers, args.positions, workdir)
         l_rate = args.positions / l_secs
         per_worker = l_rate / args.workers
-        print(f"ledger ({args.workers} worker(s), faust, durable changelog): {l_secs:.2f} s, "
-              f"{l_rate:,.0f} positions/s total, {per_worker:,.0f} positions/s per worker, "
-              f"{len(messages) / l_secs / args.workers:,.0f} messages/s per worker")
-        print(f"ratio ledger per worker / baseline: {per_worker / b_rate:.2f} "
-              f"(target >= 0.25; per-worker target >= 100,000 positions/s)")
+        print(
+            f"ledger ({args.workers} worker(s), faust, durable changelog): {l_secs:.2f} s, "
+            f"{l_rate:,.0f} positions/s total, {per_worker:,.0f} positions/s per worker, "
+            f"{len(messages) / l_secs / args.workers:,.0f} messages/s per worker"
+        )
+        print(
+            f"ratio ledger per worker / baseline: {per_worker / b_rate:.2f} "
+            f"(target >= 0.25; per-worker target >= 100,000 positions/s)"
+        )
     return 0
 
 

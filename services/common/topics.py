@@ -30,7 +30,8 @@ DEAD_LETTERS = TopicSpec(
 ALERTS = TopicSpec(
     "verbund.alerts",
     DEFAULT_PARTITIONS,
-    "ShortageDetected / ShortageResolved (keyed by material) and MaterialBalancesReported (keyed by balances-<partition>) from the ledger.",
+    "ShortageDetected / ShortageResolved (keyed by material) and MaterialBalancesReported "
+    "(keyed by balances-<partition>) from the ledger.",
     "material id (balance reports: balances-<partition>)",
 )
 LEDGER_CHANGELOG = TopicSpec(

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from schemas.alerts import DeadLetter
 from schemas.alliance import Alliance, CoverageThresholds, ShortageRules
-from schemas.common import Criticality, Unit
+from schemas.common import Criticality
 from schemas.errors import field_errors
 from schemas.events import (
     CapacityOffered,
