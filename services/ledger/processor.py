@@ -28,14 +28,13 @@ from schemas.events import (
     StockReported,
     parse_partner_event,
 )
+from services.ledger.changelog import encode_changelog
 from services.ledger.records import PositionKey
 from services.ledger.shortage import Change, Transition, assess
 from services.ledger.state import Applied, PartitionState
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-CHANGELOG_ROWS = 4_000  # keeps a changelog record well under 1 MB
 BALANCES_PER_REPORT = 2_000
-CHANGELOG_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,33 +320,6 @@ class LedgerProcessor:
                 }
                 reports.append((f"balances-{partition}".encode(), orjson.dumps(report)))
         return reports
-
-
-def encode_changelog(state: PartitionState, changes: Applied) -> list[bytes]:
-    """The batch's changes as changelog records of at most ``CHANGELOG_ROWS`` rows each.
-
-    Event ids and freshness go into the last record only, so a crash between records
-    never marks an event as seen whose rows were not all written.
-    """
-    partition = state.partition
-    positions = state.positions
-    rows: list[tuple[str, Any]] = (
-        [("pos", key + positions[key]) for key in changes.position_keys]
-        + [("need", r) for r in changes.needs]
-        + [("offer", r) for r in changes.offers]
-    )
-    chunks = [rows[i : i + CHANGELOG_ROWS] for i in range(0, len(rows), CHANGELOG_ROWS)] or [[]]
-    records = []
-    for index, chunk in enumerate(chunks):
-        record: dict[str, Any] = {"v": CHANGELOG_VERSION, "p": partition}
-        for kind, row in chunk:
-            record.setdefault(kind, []).append(row)
-        if index == len(chunks) - 1:
-            record["ids"] = changes.event_ids
-            if changes.seen:
-                record["seen"] = changes.seen
-        records.append(orjson.dumps(record))
-    return records
 
 
 def _iso(now: float) -> str:

@@ -12,9 +12,12 @@ from typing import Any
 
 from schemas.events import CapacityOffered, NeedReported, StockReported
 from services.ledger.balance import MaterialBalances
+from services.ledger.changelog import position_rows
 from services.ledger.dedup import EventIdWindow
 from services.ledger.records import NeedRecord, OfferRecord, PositionKey, PositionRecord
 from services.ledger.shortage import ShortageTracker
+
+_new_tuple = tuple.__new__
 
 # Changelog rows: lists, so they encode compactly as JSON arrays.
 PositionRow = list[Any]  # partner, site, material, unit, on_hand, safety, daily, as_of, event_id
@@ -73,15 +76,19 @@ class PartitionState:
         event_id: str,
     ) -> PositionKey:
         key = (partner, site, material)
-        old = self.positions.get(key)
-        self.positions[key] = PositionRecord(unit, on_hand, safety, daily, as_of, event_id)
+        positions = self.positions
+        old = positions.get(key)
+        # tuple.__new__ skips the NamedTuple's Python-level constructor (hot path)
+        positions[key] = _new_tuple(PositionRecord, (unit, on_hand, safety, daily, as_of, event_id))
         surplus = on_hand - safety if on_hand > safety else 0.0
         balances = self.balances
         if old is not None and old.unit == unit:
-            # the common case: no change of holders, only the surplus moves
-            material_key = (material, unit)
-            balances.surplus[material_key] += surplus - old.surplus
-            balances.dirty.add(material_key)
+            # the common case: no change of holders, only the surplus may move
+            old_surplus = old.surplus
+            if surplus != old_surplus:
+                material_key = (material, unit)
+                balances.surplus[material_key] += surplus - old_surplus
+                balances.dirty.add(material_key)
             return key
         if old is not None:
             balances.add_surplus((material, old.unit), partner, -old.surplus, -1)
@@ -216,8 +223,8 @@ class PartitionState:
     def restore(self, record: dict[str, Any]) -> set[PositionKey]:
         """Apply one changelog record; returns the keys whose shortage must be re-assessed."""
         touched: set[PositionKey] = set()
-        for row in record.get("pos", ()):
-            touched.add(self.set_position(*row))
+        for args in position_rows(record):
+            touched.add(self.set_position(*args))
         for row in record.get("need", ()):
             old = self.needs.get((row[0], row[1]))
             if old is not None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import orjson
 
+from services.ledger.changelog import position_rows
 from services.ledger.processor import LedgerProcessor
 
 from .helpers import (
@@ -53,7 +54,7 @@ def test_duplicate_within_one_batch() -> None:
     assert len(out.alerts) == 1
     record = orjson.loads(out.changelog[0][0])
     assert record["ids"] == [event["event_id"]]
-    assert len(record["pos"]) == 1
+    assert len(position_rows(record)) == 1
 
 
 def test_duplicate_need_and_offer() -> None:
@@ -113,7 +114,8 @@ def test_out_of_order_is_per_position() -> None:
     positions = processor.state(0).positions
     assert positions[(HOSPITAL, "lager-1", "NACL-500ML")].on_hand == 500
     assert positions[(HOSPITAL, "lager-2", "NACL-500ML")].on_hand == 7
-    assert [row[1] for row in orjson.loads(out.changelog[0][0])["pos"]] == ["lager-2"]
+    rows = position_rows(orjson.loads(out.changelog[0][0]))
+    assert [row[1] for row in rows] == ["lager-2"]
 
 
 def test_out_of_order_within_one_batch() -> None:

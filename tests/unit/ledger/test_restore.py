@@ -304,7 +304,7 @@ def test_restore_replaces_partition_state_and_drop_forgets_it() -> None:
 
 
 def test_large_batches_are_split_and_ids_come_last() -> None:
-    from services.ledger.processor import CHANGELOG_ROWS
+    from services.ledger.changelog import CHANGELOG_ROWS, position_rows
 
     feed = Feed()
     count = CHANGELOG_ROWS * 2 + 7
@@ -315,7 +315,7 @@ def test_large_batches_are_split_and_ids_come_last() -> None:
     chunks = out.changelog[0]
     assert len(chunks) == 3
     decoded = [orjson.loads(c) for c in chunks]
-    assert [len(d.get("pos", [])) for d in decoded] == [CHANGELOG_ROWS, CHANGELOG_ROWS, 7]
+    assert [len(position_rows(d)) for d in decoded] == [CHANGELOG_ROWS, CHANGELOG_ROWS, 7]
     assert ["ids" in d for d in decoded] == [False, False, True]
     restored = LedgerProcessor()
     restored.restore_partition(0, chunks, NOW)
