@@ -18,7 +18,6 @@ run: $(STAMP)
 	$(VENV)/bin/verbund up --demo
 
 test: $(STAMP)
-	./scripts/install-system-deps.sh
 	$(PY) -m ruff check .
 	$(PY) -m mypy schemas protocols services
 	$(PY) -m pytest -q

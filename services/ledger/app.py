@@ -128,6 +128,7 @@ def create_app(settings: LedgerSettings, bootstrap: str, runtime: LedgerRuntime)
         settings.group_id,
         broker=";".join(f"kafka://{b}" for b in bootstrap.split(",")),
         store="memory://",
+        datadir=str(settings.data_dir / "faust"),
         web_enabled=False,
         autodiscover=False,
         topic_replication_factor=settings.kafka_replication_factor,
