@@ -29,6 +29,7 @@ from pydantic import BaseModel, TypeAdapter
 from schemas import SCHEMA_VERSION
 from schemas.alerts import DeadLetter, MaterialBalancesReported, ShortageDetected, ShortageResolved
 from schemas.alliance import Alliance
+from schemas.audit import AccessRefused
 from schemas.common import MATERIAL_ID_PATTERN, PARTNER_ID_PATTERN
 from schemas.events import (
     CapacityOffered,
@@ -39,7 +40,14 @@ from schemas.events import (
 )
 from schemas.protocol import Protocol
 from schemas.scenario import Scenario
-from services.common.topics import ALERTS, ALL_TOPICS, DEAD_LETTERS, PARTNER_EVENTS, TopicSpec
+from services.common.topics import (
+    ALERTS,
+    ALL_TOPICS,
+    COMMANDS,
+    DEAD_LETTERS,
+    PARTNER_EVENTS,
+    TopicSpec,
+)
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 JSON_DIR_NAME = "json"
@@ -86,6 +94,8 @@ REGISTRY: list[SchemaEntry] = [
                 "Need vs. surplus of one material over one partition.", ALERTS.name),
     SchemaEntry("DeadLetter", DeadLetter, "A message that could not be processed.",
                 DEAD_LETTERS.name),
+    SchemaEntry("AccessRefused", AccessRefused, "Access control refused a request (audited).",
+                COMMANDS.name),
     SchemaEntry("Alliance", Alliance, "The alliance directory file (YAML or JSON)."),
     SchemaEntry("Protocol", Protocol, "A crisis protocol file (versioned, reviewed playbook)."),
     SchemaEntry("Scenario", Scenario, "A drill scenario file: alliance state to run protocols on."),
