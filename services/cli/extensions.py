@@ -78,3 +78,7 @@ def register(sub: Subparsers) -> None:
     from protocols.cli import register as register_protocols
 
     register_protocols(sub)
+
+    from services.audit.cli import register as register_audit
+
+    register_audit(sub)
