@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,7 +87,7 @@ def _entries(path: Path) -> Iterator[Entry]:
         fail(f"{bad} line(s) of {path} are not audit entries; run `verbund audit verify`")
 
 
-def _time(text: str | None, name: str) -> object:
+def _time(text: str | None, name: str) -> datetime | None:
     if text is None:
         return None
     try:
@@ -104,8 +105,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     where = EntryFilter(
         run=args.run,
         partner=args.partner,
-        since=since,  # type: ignore[arg-type]
-        until=until,  # type: ignore[arg-type]
+        since=since,
+        until=until,
         kind=args.kind,
     )
     found = select(_entries(path), where)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.audit.chain import Entry
-from services.common.topics import PARTNER_ORDERS
+from services.common.topics import COMMANDS, DECISIONS, PARTNER_ORDERS, RUNS
 
 # Payload fields that name a partner (a value or a list of values).
 PARTNER_FIELDS = frozenset(
@@ -24,6 +24,8 @@ PARTNER_FIELDS = frozenset(
     }
 )
 RUN_FIELDS = frozenset({"run_id"})
+# Topics keyed by run id: the key names the run even when the payload does not (a trigger).
+RUN_KEYED_TOPICS = frozenset({COMMANDS.name, RUNS.name, DECISIONS.name})
 
 
 def parse_time(text: str) -> datetime:
@@ -68,8 +70,10 @@ class EntryFilter:
             if self.until is not None and at > self.until:
                 return False
         payload = entry.get("payload")
-        if self.run is not None and not _names(payload, RUN_FIELDS, self.run):
-            return False
+        if self.run is not None:
+            keyed = entry.get("source_topic") in RUN_KEYED_TOPICS and entry.get("key") == self.run
+            if not keyed and not _names(payload, RUN_FIELDS, self.run):
+                return False
         if self.partner is not None:
             keyed = (
                 entry.get("source_topic") == PARTNER_ORDERS.name

@@ -52,21 +52,24 @@ class AuditService:
         self.bootstrap = bootstrap
         self.log = audit_log
         self.committed: dict[TopicPartition, int] = {}
-        session_ms = int(settings.kafka_session_timeout * 1000)
+        self.consumer: AIOKafkaConsumer
+        self.producer: AIOKafkaProducer
+
+    async def run(self) -> None:
+        # aiokafka clients must be created inside the running event loop
+        session_ms = int(self.settings.kafka_session_timeout * 1000)
         self.consumer = AIOKafkaConsumer(
             *AUDITED_TOPICS,
-            bootstrap_servers=bootstrap,
-            group_id=settings.audit_group_id,
+            bootstrap_servers=self.bootstrap,
+            group_id=self.settings.audit_group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(500, session_ms // 4),
             rebalance_timeout_ms=session_ms,
-            max_poll_records=settings.audit_batch_size,
+            max_poll_records=self.settings.audit_batch_size,
         )
-        self.producer: AIOKafkaProducer = durable_producer(bootstrap)
-
-    async def run(self) -> None:
+        self.producer = durable_producer(self.bootstrap)
         await self.producer.start()
         try:
             await self.consumer.start()

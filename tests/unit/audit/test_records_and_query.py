@@ -94,3 +94,13 @@ def test_summary_is_short_and_readable() -> None:
     first = _sample()[0]
     assert summary(first) == "run_id=run-00000000000a principal=anna"
     assert len(summary(first, width=10)) == 10
+
+
+def test_run_filter_uses_the_key_of_run_keyed_topics() -> None:
+    trigger = SourceRecord(
+        COMMANDS.name, 0, 9, 0, b"run-00000000000c", b'{"type": "TriggerProtocol"}'
+    )
+    other = SourceRecord(PROTOCOLS.name, 0, 1, 0, b"run-00000000000c", b'{"type": "X"}')
+    entries = record_batch(ChainHead(), {}, [trigger, other]).entries
+    found = list(select(entries, EntryFilter(run="run-00000000000c")))
+    assert [e["kind"] for e in found] == ["TriggerProtocol"]
