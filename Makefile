@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(VENV)/bin/verbund up --demo
 
 test: $(STAMP)
+	sh scripts/install-test-deps.sh prometheus
 	$(PY) -m ruff check .
 	$(PY) -m mypy schemas protocols services
 	$(PY) -m pytest -q
