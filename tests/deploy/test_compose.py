@@ -34,7 +34,13 @@ UPCOMING_COMMANDS: dict[str, list[str]] = {
     "console": ["console"],
 }
 # Settings of those services that compose already sets (VERBUND_<FIELD>).
-UPCOMING_SETTINGS = {"VERBUND_CONSOLE_HOST", "VERBUND_CONSOLE_PORT"}
+UPCOMING_SETTINGS = {
+    "VERBUND_CONSOLE_HOST",
+    "VERBUND_CONSOLE_PORT",
+    "VERBUND_COORDINATOR_HOST",
+    "VERBUND_COORDINATOR_PORT",
+    "VERBUND_COORDINATOR_TOKENS_FILE",
+}
 
 VERBUND_SERVICES = {"ledger", "gateway", "coordinator", "audit", "console"}
 DAY_MS = 24 * 3600 * 1000
