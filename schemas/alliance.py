@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from schemas.agreements import Agreements
 from schemas.common import Contract, Criticality, PartnerId, SiteId
 from schemas.errors import field_errors
 
@@ -73,12 +74,26 @@ class Alliance(Contract):
     name: str = Field(min_length=1, max_length=120)
     partners: list[Partner] = Field(min_length=1)
     shortage_rules: ShortageRules = Field(default_factory=ShortageRules)
+    agreements: Agreements = Field(
+        default_factory=Agreements,
+        description="What partners committed to in advance; protocols use only what they allow.",
+    )
 
     @model_validator(mode="after")
     def _unique_partners(self) -> Alliance:
         ids = [p.id for p in self.partners]
         if len(ids) != len(set(ids)):
             raise ValueError("partner ids must be unique")
+        known = set(ids)
+        agreements = self.agreements
+        referenced = [
+            *(a.partner_id for a in agreements.surplus_sharing),
+            *(a.partner_id for a in agreements.capacity_lending),
+            *(a.partner_id for a in agreements.purchasing_pools),
+        ]
+        unknown = sorted(set(referenced) - known)
+        if unknown:
+            raise ValueError(f"agreements name unknown partners: {', '.join(unknown)}")
         return self
 
     @cached_property

@@ -19,6 +19,12 @@ import orjson
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from schemas.agreements import (
+    Agreements,
+    CapacityLendingAgreement,
+    PoolParticipation,
+    SurplusSharingAgreement,
+)
 from schemas.alliance import Partner, Site
 from schemas.common import Contract, Criticality, MaterialId, PartnerId, Quantity, SiteId, Unit
 from schemas.errors import field_errors
@@ -63,34 +69,6 @@ class ScenarioNeed(Contract):
     criticality: Criticality | None = Field(
         default=None, description="Defaults to the partner's criticality."
     )
-
-
-class SurplusSharingAgreement(Contract):
-    """A donor may give at most ``share`` of its stock above safety stock."""
-
-    partner_id: PartnerId
-    share: Share
-    materials: list[MaterialId] | None = Field(
-        default=None, description="Materials covered; omitted means all materials."
-    )
-
-
-class CapacityLendingAgreement(Contract):
-    partner_id: PartnerId
-    capabilities: list[Capability] | None = Field(
-        default=None, description="Capabilities the partner lends; omitted means all it offers."
-    )
-
-
-class PoolParticipation(Contract):
-    partner_id: PartnerId
-    materials: list[MaterialId] = Field(min_length=1)
-
-
-class Agreements(Contract):
-    surplus_sharing: list[SurplusSharingAgreement] = Field(default_factory=list)
-    capacity_lending: list[CapacityLendingAgreement] = Field(default_factory=list)
-    purchasing_pools: list[PoolParticipation] = Field(default_factory=list)
 
 
 class CapacityOffer(Contract):

@@ -76,8 +76,10 @@ def register(sub: Subparsers) -> None:
     access.set_defaults(handler=_cmd_access)
 
     from protocols.cli import register as register_protocols
+    from services.coordinator import cli as coordinator_cli
 
-    register_protocols(sub)
+    register_protocols(sub, protocol_extra=coordinator_cli.register_protocol_run)
+    coordinator_cli.register(sub)
 
     from services.audit.cli import register as register_audit
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -67,3 +68,19 @@ def durable_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+async def stop_client(client: Any) -> None:
+    """Stop an aiokafka consumer or producer.
+
+    aiokafka's ``stop()`` raises ``CancelledError`` when it runs right after ``start()``
+    (it awaits an internal task it has just cancelled before that task ever ran). That
+    is not a cancellation of the caller, so it is swallowed unless the caller itself
+    is being cancelled.
+    """
+    current = asyncio.current_task()
+    try:
+        await client.stop()
+    except asyncio.CancelledError:
+        if current is not None and current.cancelling():
+            raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from schemas.agreements import Agreements, CapacityLendingAgreement, SurplusSharingAgreement
 from schemas.alliance import Alliance, Partner, Site
 from schemas.common import Criticality, Unit
 
@@ -76,7 +77,20 @@ def demo_alliance(partners: int = 36, seed: int = 7) -> Alliance:
                 sites=sites,
             )
         )
-    return Alliance(name="Verbund Demo-Allianz", partners=members)
+    sharing = [
+        SurplusSharingAgreement(partner_id=p.id, share=0.5 if p.sector == "hospital" else 0.7)
+        for p in members
+    ]
+    lending = [
+        CapacityLendingAgreement(partner_id=p.id)
+        for p in members
+        if p.sector in ("manufacturing", "pharma")
+    ]
+    return Alliance(
+        name="Verbund Demo-Allianz",
+        partners=members,
+        agreements=Agreements(surplus_sharing=sharing, capacity_lending=lending),
+    )
 
 
 def materials_for(partner: Partner) -> list[DemoMaterial]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.common.kafka import stop_client
 from services.common.topics import LEDGER_CHANGELOG
 
 
@@ -50,7 +51,7 @@ async def read_changelogs(
                     pending.discard(tp)
         return records
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
 
 
 async def _append_markers(bootstrap: str, topic: str, partitions: list[int]) -> dict[int, int]:
@@ -65,4 +66,4 @@ async def _append_markers(bootstrap: str, topic: str, partitions: list[int]) -> 
             ends[partition] = meta.offset
         return ends
     finally:
-        await producer.stop()
+        await stop_client(producer)

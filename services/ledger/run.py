@@ -50,6 +50,7 @@ def run_ledger(settings: LedgerSettings) -> int:
         metrics=f"http://{settings.metrics_host}:{port}/metrics",
         partners=len(alliance.partners) if alliance else None,
     )
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     runtime = LedgerRuntime(settings, bootstrap, processor)
     app = create_app(settings, bootstrap, runtime)
     asyncio.set_event_loop(asyncio.new_event_loop())

@@ -1,0 +1,199 @@
+"""Coordinator commands: the service, ``protocol run``, ``run approve|reject|show``, ``runs``,
+``replay``. Commands that act on the live system talk to the coordinator's HTTP API
+(``VERBUND_COORDINATOR_URL``, ``VERBUND_COORDINATOR_TOKEN``)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from protocols.run import RunRecord, replay
+from schemas.protocol import Protocol
+from schemas.scenario import Scenario
+from services.cli.console import fail, say, table
+from services.common.settings import SettingsError, load_settings
+from services.coordinator.settings import CoordinatorSettings
+from services.coordinator.store import RunStore
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+class ApiError(RuntimeError):
+    pass
+
+
+def _api(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    base = os.environ.get("VERBUND_COORDINATOR_URL", "http://127.0.0.1:8490").rstrip("/")
+    token = os.environ.get("VERBUND_COORDINATOR_TOKEN")
+    if not token:
+        raise SettingsError("VERBUND_COORDINATOR_TOKEN is not set (a coordinator's bearer token)")
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        with contextlib.suppress(ValueError):
+            detail = json.loads(detail).get("message", detail)
+        raise ApiError(f"{exc.code}: {detail}") from exc
+    except urllib.error.URLError as exc:
+        raise ApiError(f"coordinator at {base} is not reachable: {exc.reason}") from exc
+
+
+def _show(run: dict[str, Any]) -> None:
+    say(f"run {run['run_id']}  protocol {run['protocol_id']} v{run['protocol_version']}")
+    say(f"  state     : {run['state']} (revision {run['revision']})  {run.get('detail', '')}")
+    say(f"  trigger   : {run['trigger']}")
+    say(f"  approvals : {', '.join(run['approvals']) or '-'} of {run['approvals_needed']} needed")
+    decision = run.get("decision")
+    if decision:
+        say(
+            f"  decision  : {decision['status']}, unmet by tier {decision['unmet_by_tier']}, "
+            f"cost {decision['total_cost']:.1f}"
+        )
+    orders = [o for o in run.get("order_list", []) if o["revision"] == run["revision"]]
+    if orders:
+        rows = [
+            [
+                o["kind"],
+                o["responder"],
+                ", ".join(o["informed"]),
+                o["order"].get("material_id") or o["order"].get("capability", ""),
+                o["order"].get("quantity") or o["order"].get("hours"),
+                o["state"],
+            ]
+            for o in orders
+        ]
+        say(table(["kind", "must answer", "informed", "item", "quantity", "state"], rows))
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from services.common.runner import run_until_signalled
+    from services.coordinator.run import run_coordinator
+
+    return run_until_signalled(run_coordinator(load_settings(CoordinatorSettings)))
+
+
+def cmd_protocol_run(args: argparse.Namespace) -> int:
+    try:
+        run = _api("POST", f"/v1/protocols/{args.name}/runs", {"reason": args.reason or ""})
+        if not run.get("started", True):
+            say(f"a run for this scope is already in progress: {run['run_id']}")
+        deadline = time.monotonic() + args.wait
+        while run["state"] in ("solving",) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            run = _api("GET", f"/v1/runs/{run['run_id']}")
+        if run["state"] != "awaiting_approval":
+            run = _api("GET", f"/v1/runs/{run['run_id']}")
+    except ApiError as exc:
+        fail(str(exc))
+        return 1
+    _show(run)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        if args.action == "show":
+            run = _api("GET", f"/v1/runs/{args.run_id}")
+        else:
+            run = _api(
+                "POST", f"/v1/runs/{args.run_id}/{args.action}", {"reason": args.reason or ""}
+            )
+            if run["state"] == "solving":
+                time.sleep(0.5)
+            run = _api("GET", f"/v1/runs/{args.run_id}")
+    except ApiError as exc:
+        fail(str(exc))
+        return 1
+    _show(run)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    try:
+        runs = _api("GET", "/v1/runs")
+    except ApiError as exc:
+        fail(str(exc))
+        return 1
+    rows = [
+        [
+            r["run_id"],
+            r["protocol_id"],
+            r["state"],
+            r["revision"],
+            r["triggered_at"][:19],
+            r["detail"][:60],
+        ]
+        for r in runs
+    ]
+    say(table(["run", "protocol", "state", "rev", "triggered (UTC)", "detail"], rows))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    settings = load_settings(CoordinatorSettings)
+    store = RunStore(Path(args.runs_dir) if args.runs_dir else settings.runs_dir())
+    try:
+        data = store.load(args.run_id, args.revision)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+        return 2
+    record = RunRecord.model_validate(data["record"])
+    protocol = Protocol.model_validate(data["protocol"], strict=False)
+    snapshot = Scenario.model_validate(data["snapshot"], strict=False)
+    say(
+        f"replaying {record.run_id} revision {data['revision']}: protocol {record.protocol_id} "
+        f"v{record.protocol_version}, solver {record.solver} {record.solver_version}, "
+        f"{len(snapshot.positions)} positions, {len(snapshot.needs)} needs ..."
+    )
+    report = replay(record, protocol, snapshot)
+    if report.identical:
+        say(f"identical: decision hash {report.decision_hash}")
+        return 0
+    say("DIFFERENT:")
+    for difference in report.differences:
+        say(f"  {difference}")
+    return 1
+
+
+def register_protocol_run(psub: Subparsers) -> None:
+    run = psub.add_parser("run", help="trigger a protocol run in the live system")
+    run.add_argument("name", help="protocol id")
+    run.add_argument("--reason", default="")
+    run.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the decision")
+    run.set_defaults(handler=cmd_protocol_run)
+
+
+def register(sub: Subparsers) -> None:
+    service = sub.add_parser("coordinator", help="run the coordinator service")
+    service.set_defaults(handler=cmd_service)
+
+    run = sub.add_parser("run", help="approve, reject or show a protocol run")
+    run.add_argument("action", choices=["approve", "reject", "show"])
+    run.add_argument("run_id")
+    run.add_argument("--reason", default="")
+    run.set_defaults(handler=cmd_run)
+
+    runs = sub.add_parser("runs", help="list protocol runs")
+    runs.set_defaults(handler=cmd_runs)
+
+    replay_cmd = sub.add_parser("replay", help="solve a recorded run again and compare")
+    replay_cmd.add_argument("run_id")
+    replay_cmd.add_argument("--revision", type=int, default=None)
+    replay_cmd.add_argument("--runs-dir", default=None)
+    replay_cmd.set_defaults(handler=cmd_replay)

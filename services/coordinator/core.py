@@ -1,0 +1,435 @@
+"""The coordinator's decision logic (pure): runs, approvals, decisions, orders, re-plans.
+
+Every method takes the current time and returns the messages to publish
+(:class:`Publish`) and whether a solve is needed; the service adapter does the I/O
+and runs the solver off the event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from protocols.decisions import CapacityAssignment, Decision, Order, PurchaseShare, TransferOrder
+from protocols.run import RunResult
+from protocols.status import SolveStatus
+from schemas.coordination import (
+    DecisionPublished,
+    OrderIssued,
+    OrderState,
+    OrderUpdated,
+    RunState,
+    RunUpdated,
+)
+from schemas.protocol import Protocol
+from services.common.topics import DECISIONS, PARTNER_ORDERS, RUNS
+from services.coordinator.snapshot import Adjustments
+
+MAX_REVISIONS = 6
+
+
+class CommandRefused(Exception):
+    """A command that cannot be carried out; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Publish:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+@dataclass
+class TrackedOrder:
+    order_id: str
+    revision: int
+    kind: str
+    responder: str
+    informed: tuple[str, ...]
+    payload: dict[str, Any]
+    respond_by: float
+    state: OrderState = OrderState.PENDING
+    source: Order | None = None
+
+
+@dataclass
+class Run:
+    run_id: str
+    protocol: Protocol
+    protocol_hash: str
+    scope_key: str
+    trigger: str
+    triggered_at: float
+    state: RunState
+    approvals: dict[str, str] = field(default_factory=dict)  # principal -> token id
+    revision: int = 0
+    orders: dict[str, TrackedOrder] = field(default_factory=dict)
+    adjustments: Adjustments = field(default_factory=Adjustments)
+    decision: Decision | None = None
+    detail: str = ""
+
+    @property
+    def approvals_needed(self) -> int:
+        return self.protocol.approval.approvals_needed
+
+    def current_orders(self) -> list[TrackedOrder]:
+        return [o for o in self.orders.values() if o.revision == self.revision]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "protocol_id": self.protocol.id,
+            "protocol_version": self.protocol.version,
+            "state": self.state.value,
+            "revision": self.revision,
+            "trigger": self.trigger,
+            "approvals": sorted(self.approvals),
+            "approvals_needed": self.approvals_needed,
+            "detail": self.detail,
+            "orders": {s.value: n for s, n in _count_states(self.current_orders()).items()},
+        }
+
+
+def scope_key(protocol: Protocol) -> str:
+    scope = protocol.scope
+    parts = [
+        protocol.kind,
+        ",".join(sorted(scope.materials)) or "*",
+        ",".join(sorted(scope.sectors)) or "*",
+        ",".join(sorted(scope.regions)) or "*",
+    ]
+    return "|".join(parts)
+
+
+def protocol_hash(protocol: Protocol) -> str:
+    return hashlib.sha256(protocol.to_json_bytes()).hexdigest()
+
+
+class Coordinator:
+    def __init__(self, protocols: dict[str, Protocol]) -> None:
+        self.protocols = protocols
+        self.runs: dict[str, Run] = {}
+        self.active_scopes: dict[str, str] = {}  # scope key -> run id
+        self.order_index: dict[str, str] = {}  # order id -> run id
+
+    # -- commands -------------------------------------------------------------------------
+    def trigger(
+        self, protocol_id: str, trigger: str, now: float
+    ) -> tuple[Run, bool, list[Publish]]:
+        """Start a run; returns (run, started, messages). An active run of the same scope is
+        returned instead of starting a second one."""
+        protocol = self.protocols.get(protocol_id)
+        if protocol is None:
+            raise CommandRefused(404, f"no protocol {protocol_id!r}")
+        key = scope_key(protocol)
+        active = self.active_scopes.get(key)
+        if active is not None:
+            return self.runs[active], False, []
+        state = (
+            RunState.AWAITING_APPROVAL if protocol.approval.approvals_needed else RunState.SOLVING
+        )
+        run = Run(
+            run_id=f"run-{secrets.token_hex(6)}",
+            protocol=protocol,
+            protocol_hash=protocol_hash(protocol),
+            scope_key=key,
+            trigger=trigger,
+            triggered_at=now,
+            state=state,
+        )
+        self.runs[run.run_id] = run
+        self.active_scopes[key] = run.run_id
+        detail = "waiting for approval" if state is RunState.AWAITING_APPROVAL else "solving"
+        return run, True, [self._run_updated(run, now, detail)]
+
+    def approve(self, run_id: str, principal: str, token_id: str, now: float) -> list[Publish]:
+        run = self._run(run_id)
+        if run.state is not RunState.AWAITING_APPROVAL:
+            raise CommandRefused(409, f"run {run_id} is {run.state.value}, not awaiting approval")
+        if principal in run.approvals:
+            raise CommandRefused(
+                409, f"{principal} already approved run {run_id}; a second person must approve"
+            )
+        if token_id in run.approvals.values():
+            raise CommandRefused(409, "this token already approved the run")
+        run.approvals[principal] = token_id
+        if len(run.approvals) >= run.approvals_needed:
+            run.state = RunState.SOLVING
+            return [self._run_updated(run, now, f"approved by {', '.join(sorted(run.approvals))}")]
+        missing = run.approvals_needed - len(run.approvals)
+        return [self._run_updated(run, now, f"approved by {principal}; {missing} more needed")]
+
+    def reject(self, run_id: str, principal: str, reason: str, now: float) -> list[Publish]:
+        run = self._run(run_id)
+        if run.state is not RunState.AWAITING_APPROVAL:
+            raise CommandRefused(409, f"run {run_id} is {run.state.value}, not awaiting approval")
+        run.state = RunState.REJECTED
+        self._release(run)
+        return [self._run_updated(run, now, f"rejected by {principal}: {reason}".strip(": "))]
+
+    # -- solving --------------------------------------------------------------------------
+    def solved(
+        self,
+        run_id: str,
+        result: RunResult,
+        solve_seconds: float,
+        now: float,
+    ) -> list[Publish]:
+        run = self._run(run_id)
+        decision = result.decision
+        run.revision += 1
+        run.decision = decision
+        usable = decision.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
+        orders = decision.orders() if usable else []
+        respond_by = now + run.protocol.response_hours * 3600
+        messages: list[Publish] = []
+        for order in orders:
+            tracked = _track(run, order, respond_by)
+            run.orders[tracked.order_id] = tracked
+            self.order_index[tracked.order_id] = run.run_id
+            for recipient in (tracked.responder, *tracked.informed):
+                issued = OrderIssued(
+                    order_id=tracked.order_id,
+                    run_id=run.run_id,
+                    revision=run.revision,
+                    recipient=recipient,
+                    must_answer=recipient == tracked.responder,
+                    kind=tracked.kind,  # type: ignore[arg-type]
+                    order=tracked.payload,
+                    respond_by=_dt(respond_by),
+                    at=_dt(now),
+                )
+                messages.append(_publish(PARTNER_ORDERS.name, recipient, issued))
+        recipients = sorted({p for o in orders for p in o.partners()})
+        summary = DecisionPublished(
+            run_id=run.run_id,
+            revision=run.revision,
+            protocol_id=run.protocol.id,
+            protocol_version=run.protocol.version,
+            kind=decision.kind,
+            status=decision.status.value,
+            proven_optimal=decision.proven_optimal,
+            explanation=decision.explanation,
+            requested_by_tier={str(k): v for k, v in decision.requested_by_tier.items()},
+            unmet_by_tier={str(k): v for k, v in decision.unmet_by_tier.items()},
+            total_cost=decision.total_cost,
+            orders=len(orders),
+            partners=recipients,
+            decision_hash=result.record.decision_hash,
+            snapshot_hash=result.record.snapshot_hash,
+            solve_seconds=solve_seconds,
+            trigger_to_decision_seconds=max(0.0, now - run.triggered_at),
+            at=_dt(now),
+        )
+        messages.insert(0, _publish(DECISIONS.name, run.run_id, summary))
+        if not usable:
+            run.state = RunState.FAILED
+            run.detail = decision.explanation or decision.status.value
+            self._release(run)
+        elif not orders:
+            run.state = RunState.COMPLETED
+            run.detail = "nothing to move"
+            self._release(run)
+        else:
+            run.state = RunState.PUBLISHED
+            run.detail = f"revision {run.revision}: {len(orders)} orders"
+        messages.append(self._run_updated(run, now, run.detail))
+        return messages
+
+    def failed(self, run_id: str, error: str, now: float) -> list[Publish]:
+        run = self._run(run_id)
+        run.state = RunState.FAILED
+        self._release(run)
+        return [self._run_updated(run, now, f"solver error: {error}")]
+
+    # -- partner answers and deadlines -----------------------------------------------------
+    def acknowledge(
+        self, order_id: str, partner_id: str, accepted: bool, reason: str | None, now: float
+    ) -> tuple[list[Publish], bool]:
+        """Apply a partner's answer; returns (messages, needs_replan)."""
+        run_id = self.order_index.get(order_id)
+        if run_id is None:
+            return [], False
+        run = self.runs[run_id]
+        order = run.orders[order_id]
+        if partner_id != order.responder or order.state is not OrderState.PENDING:
+            return [], False
+        if run.state is not RunState.PUBLISHED or order.revision != run.revision:
+            return [], False
+        if accepted:
+            order.state = OrderState.ACCEPTED
+            _commit(run.adjustments, order)
+            messages = self._order_updated(run, order, now, reason or "")
+            if all(o.state is OrderState.ACCEPTED for o in run.current_orders()):
+                run.state = RunState.COMPLETED
+                run.detail = f"all {len(run.current_orders())} orders accepted"
+                self._release(run)
+                messages.append(self._run_updated(run, now, run.detail))
+            return messages, False
+        order.state = OrderState.DECLINED
+        return self._replan(run, order, now, f"declined by {partner_id}: {reason or ''}".strip())
+
+    def tick(self, now: float) -> tuple[list[Publish], list[str]]:
+        """Expire unanswered orders; returns (messages, run ids to re-plan)."""
+        messages: list[Publish] = []
+        replan: list[str] = []
+        for run in list(self.runs.values()):
+            if run.state is not RunState.PUBLISHED:
+                continue
+            expired = [
+                o
+                for o in run.current_orders()
+                if o.state is OrderState.PENDING and o.respond_by <= now
+            ]
+            for order in expired:
+                order.state = OrderState.EXPIRED
+            if expired:
+                out, needs = self._replan(run, expired, now, "no answer before the deadline")
+                messages.extend(out)
+                if needs:
+                    replan.append(run.run_id)
+        return messages, replan
+
+    def _replan(
+        self,
+        run: Run,
+        failed: TrackedOrder | list[TrackedOrder],
+        now: float,
+        why: str,
+    ) -> tuple[list[Publish], bool]:
+        orders = failed if isinstance(failed, list) else [failed]
+        messages = []
+        for order in orders:
+            _exclude(run.adjustments, order)
+            messages.extend(self._order_updated(run, order, now, why))
+        for other in run.current_orders():
+            if other.state is OrderState.PENDING:
+                other.state = OrderState.CANCELLED
+                messages.extend(self._order_updated(run, other, now, "superseded by a re-plan"))
+        if run.revision >= MAX_REVISIONS:
+            run.state = RunState.FAILED
+            run.detail = f"gave up after {run.revision} revisions"
+            self._release(run)
+            messages.append(self._run_updated(run, now, run.detail))
+            return messages, False
+        run.state = RunState.SOLVING
+        run.detail = f"re-planning without {len(orders)} order(s): {why}"
+        messages.append(self._run_updated(run, now, run.detail))
+        return messages, True
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _run(self, run_id: str) -> Run:
+        run = self.runs.get(run_id)
+        if run is None:
+            raise CommandRefused(404, f"no run {run_id!r}")
+        return run
+
+    def _release(self, run: Run) -> None:
+        if self.active_scopes.get(run.scope_key) == run.run_id:
+            del self.active_scopes[run.scope_key]
+
+    def _run_updated(self, run: Run, now: float, detail: str) -> Publish:
+        run.detail = detail
+        event = RunUpdated(
+            run_id=run.run_id,
+            protocol_id=run.protocol.id,
+            protocol_version=run.protocol.version,
+            protocol_hash=run.protocol_hash,
+            purpose=run.protocol.description[:500],
+            scope_key=run.scope_key,
+            state=run.state,
+            revision=run.revision,
+            trigger=run.trigger,
+            approvals=sorted(run.approvals),
+            approvals_needed=run.approvals_needed,
+            detail=detail,
+            at=_dt(now),
+        )
+        return _publish(RUNS.name, run.run_id, event)
+
+    def _order_updated(
+        self, run: Run, order: TrackedOrder, now: float, reason: str
+    ) -> list[Publish]:
+        return [
+            _publish(
+                PARTNER_ORDERS.name,
+                recipient,
+                OrderUpdated(
+                    order_id=order.order_id,
+                    run_id=run.run_id,
+                    revision=order.revision,
+                    recipient=recipient,
+                    state=order.state,
+                    reason=reason,
+                    at=_dt(now),
+                ),
+            )
+            for recipient in (order.responder, *order.informed)
+        ]
+
+
+def _track(run: Run, order: Order, respond_by: float) -> TrackedOrder:
+    order_id = f"{run.run_id}.r{run.revision}.{order.order_id}"
+    payload = order.model_dump(mode="json")
+    payload.pop("order_id", None)
+    informed: tuple[str, ...]
+    if isinstance(order, TransferOrder):
+        kind, responder, informed = "transfer", order.from_partner, (order.to_partner,)
+    elif isinstance(order, CapacityAssignment):
+        kind, responder, informed = "capacity", order.provider_partner, (order.to_partner,)
+    elif isinstance(order, PurchaseShare):
+        kind, responder, informed = "purchase", order.partner_id, ()
+    else:  # pragma: no cover - every order kind is handled above
+        raise TypeError(type(order).__name__)
+    informed = tuple(p for p in informed if p != responder)
+    return TrackedOrder(
+        order_id=order_id,
+        revision=run.revision,
+        kind=kind,
+        responder=responder,
+        informed=informed,
+        payload=payload,
+        respond_by=respond_by,
+        source=order,
+    )
+
+
+def _exclude(adjust: Adjustments, order: TrackedOrder) -> None:
+    source = order.source
+    if isinstance(source, TransferOrder):
+        adjust.excluded_donors.add((source.from_partner, source.from_site, source.material_id))
+    elif isinstance(source, CapacityAssignment):
+        adjust.excluded_offers.add(source.offer_id)
+
+
+def _commit(adjust: Adjustments, order: TrackedOrder) -> None:
+    source = order.source
+    if isinstance(source, TransferOrder):
+        key = (source.from_partner, source.from_site, source.material_id)
+        adjust.given[key] = adjust.given.get(key, 0.0) + source.quantity
+        adjust.received[source.need_id] = adjust.received.get(source.need_id, 0.0) + source.quantity
+
+
+def _count_states(orders: list[TrackedOrder]) -> dict[OrderState, int]:
+    counts: dict[OrderState, int] = {}
+    for order in orders:
+        counts[order.state] = counts.get(order.state, 0) + 1
+    return counts
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _publish(topic: str, key: str, event: Any) -> Publish:
+    return Publish(topic, key.encode(), orjson.dumps(event.model_dump(mode="json")))

@@ -1,0 +1,42 @@
+"""The coordinator's replica of the alliance state, folded from the ledger's changelog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from services.ledger.state import PartitionState
+
+
+class AllianceReplica:
+    """PartitionState per changelog partition, with the offsets folded so far."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, PartitionState] = {}
+        self.offsets: dict[int, int] = {}
+
+    def apply(self, partition: int, offset: int, raw: bytes) -> None:
+        record: dict[str, Any] = orjson.loads(raw)
+        state = self.states.get(partition)
+        if state is None:
+            state = self.states[partition] = PartitionState(partition)
+        state.restore(record)
+        self.offsets[partition] = offset + 1
+
+    def has_event(self, event_id: str) -> bool:
+        """True once the changes of a partner event have been folded into the replica."""
+        return any(event_id in state.dedup for state in self.states.values())
+
+    def balance(self, material: str) -> tuple[float, float]:
+        """Alliance-wide (open need, surplus above safety stock) of a material, all units."""
+        need = surplus = 0.0
+        for state in self.states.values():
+            balances = state.balances
+            for (m, _unit), value in balances.need.items():
+                if m == material:
+                    need += value
+            for (m, _unit), value in balances.surplus.items():
+                if m == material:
+                    surplus += value
+        return need, surplus

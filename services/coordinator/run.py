@@ -1,0 +1,59 @@
+"""Process entry point of the coordinator (``verbund coordinator``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from protocols.loader import load_library
+from schemas.alliance import load_alliance
+from services.common.kafka import ensure_topics
+from services.common.logging import configure_logging, get_logger
+from services.common.settings import SettingsError
+from services.coordinator import metrics
+from services.coordinator.api import create_app
+from services.coordinator.service import CoordinatorService
+from services.coordinator.settings import CoordinatorSettings
+from services.coordinator.store import RunStore
+from services.gateway.tokens import TokenStore
+
+
+async def run_coordinator(settings: CoordinatorSettings) -> None:
+    configure_logging("coordinator", settings.log_level, settings.log_json)
+    log = get_logger("coordinator")
+    bootstrap = settings.require_bootstrap()
+    if settings.alliance_file is None:
+        raise SettingsError("VERBUND_ALLIANCE_FILE is not set (the coordinator needs the alliance)")
+    alliance = load_alliance(settings.alliance_file)
+    library = load_library([settings.protocols_dir] if settings.protocols_dir else None)
+    for error in library.errors:
+        log.error("protocol_refused", error=str(error))
+    tokens_path = settings.tokens_path()
+    if not tokens_path.exists():
+        raise SettingsError(
+            f"{tokens_path} does not exist; create coordinator tokens with "
+            "`verbund access issue NAME --tokens-file ...`"
+        )
+    tokens = TokenStore.load(tokens_path)
+    await ensure_topics(bootstrap)
+    service = CoordinatorService(
+        bootstrap,
+        alliance,
+        library.protocols,
+        RunStore(settings.runs_dir()),
+        settings.coordinator_tick_seconds,
+    )
+    metrics.register(service.core)
+    await service.start()
+    runner = web.AppRunner(create_app(service, tokens), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.coordinator_host, settings.coordinator_port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.coordinator_port
+    log.info("coordinator_listening", url=f"http://{settings.coordinator_host}:{port}")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await service.stop()

@@ -1,0 +1,314 @@
+"""The coordinator service: Kafka consumers and producer around the pure :class:`Coordinator`.
+
+- folds ``verbund.ledger.changelog`` into an :class:`AllianceReplica` (the snapshot source);
+- evaluates automatic triggers on ``verbund.alerts``;
+- applies ``OrderAcknowledged`` events from ``verbund.partner.events``;
+- solves off the event loop, records every run for replay, publishes decisions and orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from protocols.run import solve
+from schemas.alliance import Alliance
+from schemas.coordination import ApproveRun, RejectRun, RunState, TriggerProtocol
+from schemas.events import OrderAcknowledged
+from schemas.protocol import Protocol
+from services.common.kafka import durable_producer, stop_client
+from services.common.logging import get_logger
+from services.common.topics import ALERTS, COMMANDS, LEDGER_CHANGELOG, PARTNER_EVENTS
+from services.coordinator import metrics
+from services.coordinator.core import Coordinator, Publish, Run
+from services.coordinator.replica import AllianceReplica
+from services.coordinator.snapshot import build_snapshot
+from services.coordinator.store import RunStore
+from services.coordinator.triggers import evaluate
+from services.ledger.recovery import read_changelogs
+
+log = get_logger("coordinator")
+
+
+class CoordinatorService:
+    def __init__(
+        self,
+        bootstrap: str,
+        alliance: Alliance,
+        protocols: dict[str, Protocol],
+        store: RunStore,
+        tick_seconds: float = 1.0,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.alliance = alliance
+        self.core = Coordinator(protocols)
+        self.replica = AllianceReplica()
+        self.store = store
+        self.tick_seconds = tick_seconds
+        self.producer: AIOKafkaProducer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._consumers: list[AIOKafkaConsumer] = []
+        self._solving: set[str] = set()
+        self.ready = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.producer = durable_producer(self.bootstrap)
+        await self.producer.start()
+        partitions = list(range(LEDGER_CHANGELOG.partitions))
+        log.debug("replica_loading", partitions=len(partitions))
+        records = await read_changelogs(self.bootstrap, partitions)
+        log.debug("replica_loaded")
+        for partition, raws in records.items():
+            for offset, raw in enumerate(raws):
+                self.replica.apply(partition, offset, raw)
+            # the recovery marker follows the records read
+            self.replica.offsets[partition] = len(raws) + 1
+        changelog = await self._consumer(LEDGER_CHANGELOG.name, self.replica.offsets)
+        log.debug("consumer_ready", topic=LEDGER_CHANGELOG.name)
+        alerts = await self._consumer(ALERTS.name, None)
+        log.debug("consumer_ready", topic=ALERTS.name)
+        acks = await self._consumer(PARTNER_EVENTS.name, None)
+        log.debug("consumer_ready", topic=PARTNER_EVENTS.name)
+        self._tasks = [
+            asyncio.create_task(self._follow(changelog, self._on_changelog)),
+            asyncio.create_task(self._follow(alerts, self._on_alert)),
+            asyncio.create_task(self._follow(acks, self._on_partner_event)),
+            asyncio.create_task(self._ticker()),
+        ]
+        self.ready.set()
+        log.info(
+            "coordinator_ready",
+            protocols=sorted(self.core.protocols),
+            changelog_records=sum(len(r) for r in records.values()),
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for consumer in self._consumers:
+            await stop_client(consumer)
+        if self.producer is not None:
+            await stop_client(self.producer)
+
+    async def _consumer(self, topic: str, offsets: dict[int, int] | None) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 << 20,
+            fetch_max_bytes=32 << 20,
+        )
+        await consumer.start()
+        self._consumers.append(consumer)
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            await consumer.topics()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        if offsets is None:
+            await consumer.seek_to_end(*tps)
+        else:
+            for tp in tps:
+                consumer.seek(tp, offsets.get(tp.partition, 0))
+        return consumer
+
+    async def _follow(self, consumer: AIOKafkaConsumer, handler: Any) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batches.items():
+                for record in records:
+                    try:
+                        await handler(tp.partition, record.offset, record.value)
+                    except Exception:  # a bad record must not stop the coordinator
+                        log.exception("record_failed", topic=tp.topic, offset=record.offset)
+
+    # -- inputs -----------------------------------------------------------------------------
+    async def _on_changelog(self, partition: int, offset: int, value: bytes | None) -> None:
+        if value:
+            self.replica.apply(partition, offset, value)
+
+    async def _on_alert(self, partition: int, offset: int, value: bytes | None) -> None:
+        if not value or b'"ShortageDetected"' not in value:
+            return
+        alert = orjson.loads(value)
+        await self._caught_up(str(alert.get("source_event_id", "")))
+        material = str(alert.get("material_id", ""))
+        firings = evaluate(
+            alert, self.core.protocols.values(), self.alliance, self.replica.balance(material)
+        )
+        for firing in firings:
+            await self.trigger(firing.protocol_id, f"rule:{firing.protocol_id}", firing.reason)
+
+    async def _caught_up(self, event_id: str, timeout: float = 5.0) -> None:
+        """Wait until the replica holds the event behind an alert (alerts and changelog are
+        separate topics, so the alert can arrive first); the snapshot then includes it."""
+        deadline = time.monotonic() + timeout
+        while not self.replica.has_event(event_id):
+            if time.monotonic() > deadline:
+                log.warning("replica_behind_alert", source_event_id=event_id)
+                return
+            await asyncio.sleep(0.01)
+
+    async def _on_partner_event(self, partition: int, offset: int, value: bytes | None) -> None:
+        if not value or b'"OrderAcknowledged"' not in value:
+            return
+        try:
+            ack = OrderAcknowledged.model_validate_json(value)
+        except ValueError:
+            return  # the ledger dead-letters invalid partner events
+        messages, replan = self.core.acknowledge(
+            ack.order_id, ack.partner_id, ack.accepted, ack.reason, time.time()
+        )
+        await self._publish(messages)
+        run_id = self.core.order_index.get(ack.order_id)
+        if replan and run_id:
+            self._schedule_solve(run_id, time.time())
+
+    # -- commands ---------------------------------------------------------------------------
+    async def trigger(self, protocol_id: str, requested_by: str, reason: str) -> tuple[Run, bool]:
+        now = time.time()
+        run, started, messages = self.core.trigger(protocol_id, reason or requested_by, now)
+        command = TriggerProtocol(
+            command_id=_command_id(),
+            protocol_id=protocol_id,
+            requested_by=_principal(requested_by),
+            reason=reason[:500],
+            at=_dt(now),
+        )
+        await self._publish(
+            [Publish(COMMANDS.name, run.run_id.encode(), _json(command)), *messages]
+        )
+        if started:
+            metrics.RUNS.labels(protocol_id, run.state.value).inc()
+            log.info("run_started", run_id=run.run_id, protocol=protocol_id, trigger=reason)
+            if run.state is RunState.SOLVING:
+                self._schedule_solve(run.run_id, now)
+        return run, started
+
+    async def approve(self, run_id: str, principal: str, token_id: str) -> Run:
+        now = time.time()
+        messages = self.core.approve(run_id, principal, token_id, now)
+        run = self.core.runs[run_id]
+        command = ApproveRun(
+            command_id=_command_id(),
+            run_id=run_id,
+            principal=principal,
+            token_id=token_id,
+            at=_dt(now),
+        )
+        await self._publish([Publish(COMMANDS.name, run_id.encode(), _json(command)), *messages])
+        if run.state is RunState.SOLVING:
+            run.triggered_at = now  # decision latency counts from the last approval
+            self._schedule_solve(run_id, now)
+        return run
+
+    async def reject(self, run_id: str, principal: str, token_id: str, reason: str) -> Run:
+        now = time.time()
+        messages = self.core.reject(run_id, principal, reason, now)
+        command = RejectRun(
+            command_id=_command_id(),
+            run_id=run_id,
+            principal=principal,
+            token_id=token_id,
+            reason=reason[:500],
+            at=_dt(now),
+        )
+        await self._publish([Publish(COMMANDS.name, run_id.encode(), _json(command)), *messages])
+        metrics.RUNS.labels(self.core.runs[run_id].protocol.id, "rejected").inc()
+        return self.core.runs[run_id]
+
+    # -- solving ----------------------------------------------------------------------------
+    def _schedule_solve(self, run_id: str, requested_at: float) -> None:
+        if run_id in self._solving:
+            return
+        self._solving.add(run_id)
+        self.core.runs[run_id].triggered_at = requested_at
+        self._tasks.append(asyncio.create_task(self._solve(run_id)))
+
+    async def _solve(self, run_id: str) -> None:
+        run = self.core.runs[run_id]
+        protocol = run.protocol
+        started = time.perf_counter()
+        try:
+            now = time.time()
+            offsets = dict(self.replica.offsets)
+            snapshot = build_snapshot(
+                self.alliance,
+                self.replica.states.values(),
+                protocol,
+                _today(now),
+                now,
+                run.adjustments,
+            )
+            result = await asyncio.to_thread(solve, protocol, snapshot, run_id=run_id)
+            seconds = time.perf_counter() - started
+            messages = self.core.solved(run_id, result, seconds, time.time())
+            self.store.save(result.record, run.revision, protocol, snapshot, offsets)
+        except Exception as exc:
+            log.exception("solve_failed", run_id=run_id)
+            messages = self.core.failed(run_id, repr(exc), time.time())
+            seconds = time.perf_counter() - started
+        finally:
+            self._solving.discard(run_id)
+        await self._publish(messages)
+        metrics.SOLVE_SECONDS.labels(protocol.id).observe(seconds)
+        metrics.RUNS.labels(protocol.id, run.state.value).inc()
+        if run.decision is not None and run.state is not RunState.FAILED:
+            metrics.TRIGGER_TO_DECISION.observe(max(0.0, time.time() - run.triggered_at))
+        log.info(
+            "run_solved",
+            run_id=run_id,
+            protocol=protocol.id,
+            state=run.state.value,
+            revision=run.revision,
+            seconds=round(seconds, 3),
+            orders=len(run.current_orders()),
+        )
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            now = time.time()
+            messages, replan = self.core.tick(now)
+            await self._publish(messages)
+            for run_id in replan:
+                self._schedule_solve(run_id, now)
+
+    async def _publish(self, messages: list[Publish]) -> None:
+        if not messages:
+            return
+        assert self.producer is not None
+        pending = [await self.producer.send(m.topic, m.value, key=m.key) for m in messages]
+        await asyncio.gather(*pending)
+
+
+def _command_id() -> str:
+    return f"cmd-{secrets.token_hex(8)}"
+
+
+def _principal(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in name.lower())
+    return cleaned[:64] if cleaned[:1].isalpha() else f"x{cleaned[:63]}"
+
+
+def _json(event: Any) -> bytes:
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _today(ts: float) -> date:
+    return _dt(ts).date()

@@ -1,0 +1,29 @@
+"""Coordinator settings (``VERBUND_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common.settings import ServiceSettings
+
+
+class CoordinatorSettings(ServiceSettings):
+    coordinator_host: str = "127.0.0.1"
+    coordinator_port: int = Field(default=8490, ge=0, le=65535, description="0 picks a free port.")
+    coordinator_tokens_file: Path | None = Field(
+        default=None,
+        description="Coordinator bearer tokens {principal: [sha256:...]}; "
+        "default $VERBUND_DATA_DIR/coordinator-tokens.yaml.",
+    )
+    protocols_dir: Path | None = Field(
+        default=None, description="Protocol library folder; default: protocols/library."
+    )
+    coordinator_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    def tokens_path(self) -> Path:
+        return self.coordinator_tokens_file or self.data_dir / "coordinator-tokens.yaml"
+
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"

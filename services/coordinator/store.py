@@ -1,0 +1,59 @@
+"""Run records on disk: what is needed to reproduce every decision (``verbund replay``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from protocols.run import RunRecord
+from schemas.protocol import Protocol
+from schemas.scenario import Scenario
+
+
+class RunStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, run_id: str, revision: int) -> Path:
+        return self.directory / run_id / f"r{revision}.json"
+
+    def save(
+        self,
+        record: RunRecord,
+        revision: int,
+        protocol: Protocol,
+        snapshot: Scenario,
+        offsets: dict[int, int],
+    ) -> Path:
+        """Write record + protocol + snapshot atomically (tmp file, fsync, rename)."""
+        path = self.path(record.run_id, revision)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "record": record.model_dump(mode="json"),
+            "revision": revision,
+            "protocol": protocol.model_dump(mode="json"),
+            "snapshot": snapshot.model_dump(mode="json"),
+            "changelog_offsets": {str(p): o for p, o in sorted(offsets.items())},
+        }
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+        return path
+
+    def load(self, run_id: str, revision: int | None = None) -> dict[str, Any]:
+        folder = self.directory / run_id
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no recorded run {run_id} in {self.directory}")
+        if revision is None:
+            revisions = sorted(int(p.stem[1:]) for p in folder.glob("r*.json"))
+            if not revisions:
+                raise FileNotFoundError(f"run {run_id} has no recorded revision")
+            revision = revisions[-1]
+        data: dict[str, Any] = orjson.loads(self.path(run_id, revision).read_bytes())
+        return data

@@ -1,0 +1,371 @@
+"""From a shortage alert to a decision and orders, through a decline and the re-plan.
+
+Broker, ledger and coordinator are real: the embedded broker and `verbund ledger` /
+`verbund coordinator` processes. Partners talk Kafka only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from services.common.broker import free_port
+from services.common.topics import DECISIONS, PARTNER_EVENTS, PARTNER_ORDERS, RUNS
+from services.gateway.tokens import issue_token
+from tests.integration.kafka_helpers import ServiceProcess, TopicCollector, dumps
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+PROTOCOL = {
+    "id": "e2e-reallocation",
+    "title": "E2E reallocation of saline",
+    "version": 1,
+    "owner": "tests",
+    "description": "Hospitals in shortage get saline from partners with surplus.",
+    "last_reviewed": NOW.date().isoformat(),
+    "review_interval_days": 90,
+    "scope": {"materials": ["NACL-500ML"]},
+    "triggers": [
+        {"type": "manual"},
+        {"type": "coverage_below", "criticality": "hospital", "days": 3},
+    ],
+    "approval": "automatic",
+    "optimization": {"kind": "material_reallocation"},
+    "response_hours": 1,
+}
+FOUR_EYES = {
+    **PROTOCOL,
+    "id": "e2e-four-eyes",
+    "title": "Four-eyes reallocation of propofol",
+    "scope": {"materials": ["PROPOFOL-20ML"]},
+    "triggers": [{"type": "manual"}],
+    "approval": "two_coordinators",
+}
+
+
+def _site(lat: float, lon: float) -> list[dict[str, Any]]:
+    return [{"id": "s1", "name": "Main", "latitude": lat, "longitude": lon}]
+
+
+ALLIANCE = {
+    "name": "E2E alliance",
+    "partners": [
+        {
+            "id": "hosp-e2e",
+            "name": "Klinikum",
+            "sector": "hospital",
+            "region": "DE-BY",
+            "criticality": "hospital",
+            "sites": _site(48.14, 11.58),
+        },
+        {
+            "id": "near-donor",
+            "name": "Near",
+            "sector": "pharma",
+            "region": "DE-BY",
+            "criticality": "normal",
+            "sites": _site(48.20, 11.60),
+        },
+        {
+            "id": "far-donor",
+            "name": "Far",
+            "sector": "pharma",
+            "region": "DE-NW",
+            "criticality": "normal",
+            "sites": _site(51.23, 6.78),
+        },
+    ],
+    "agreements": {
+        "surplus_sharing": [
+            {"partner_id": "near-donor", "share": 0.5},
+            {"partner_id": "far-donor", "share": 0.5},
+        ]
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def stack(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    directory = tmp_path_factory.mktemp("coordinator")
+    (directory / "alliance.yaml").write_text(yaml.safe_dump(ALLIANCE))
+    library = directory / "protocols"
+    library.mkdir()
+    (library / "e2e.yaml").write_text(yaml.safe_dump(PROTOCOL))
+    (library / "four-eyes.yaml").write_text(yaml.safe_dump(FOUR_EYES))
+    (library / "broken.yaml").write_text("id: broken\nversion: not-a-number\n")
+    tokens = directory / "coordinator-tokens.yaml"
+    anna = issue_token("coord-anna", tokens)
+    ben = issue_token("coord-ben", tokens)
+    port = free_port()
+    env = {
+        "VERBUND_KAFKA_BOOTSTRAP": bootstrap,
+        "VERBUND_ALLIANCE_FILE": str(directory / "alliance.yaml"),
+        "VERBUND_DATA_DIR": str(directory / "data"),
+        "VERBUND_GROUP_ID": f"ledger-e2e-{uuid.uuid4().hex[:8]}",
+        "VERBUND_KAFKA_SESSION_TIMEOUT": "6",
+        "VERBUND_PROTOCOLS_DIR": str(library),
+        "VERBUND_COORDINATOR_TOKENS_FILE": str(tokens),
+        "VERBUND_COORDINATOR_PORT": str(port),
+        "VERBUND_LOG_LEVEL": "DEBUG",
+    }
+    ledger = ServiceProcess(["ledger"], env, directory / "ledger.log").start()
+    coordinator = ServiceProcess(["coordinator"], env, directory / "coordinator.log").start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        raise AssertionError("coordinator not ready: " + coordinator.log_text()[-3000:])
+    try:
+        yield {
+            "url": url,
+            "anna": anna,
+            "ben": ben,
+            "env": env,
+            "dir": directory,
+            "coordinator": coordinator,
+            "ledger": ledger,
+        }
+    finally:
+        coordinator.stop()
+        ledger.stop()
+
+
+@pytest.fixture(scope="module")
+async def topics(bootstrap: str) -> AsyncIterator[dict[str, TopicCollector]]:
+    collectors = {
+        name: await TopicCollector(bootstrap, name).start()
+        for name in (PARTNER_ORDERS.name, DECISIONS.name, RUNS.name)
+    }
+    yield collectors
+    for collector in collectors.values():
+        await collector.stop()
+
+
+@pytest.fixture(scope="module")
+async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+def api(stack: dict[str, Any], method: str, path: str, token: str, body: Any = None) -> Any:
+    request = urllib.request.Request(
+        stack["url"] + path,
+        method=method,
+        data=json.dumps(body or {}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def partner_event(producer: AIOKafkaProducer, event: dict[str, Any]) -> None:
+    event = {
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": NOW.isoformat(),
+        **event,
+    }
+    await producer.send_and_wait(
+        PARTNER_EVENTS.name, dumps(event), key=event["partner_id"].encode()
+    )
+
+
+def stock(partner: str, material: str, on_hand: float, safety: float, daily: float) -> dict:
+    return {
+        "type": "StockReported",
+        "partner_id": partner,
+        "positions": [
+            {
+                "site_id": "s1",
+                "material_id": material,
+                "unit": "pcs",
+                "on_hand": on_hand,
+                "safety_stock": safety,
+                "daily_consumption": daily,
+            }
+        ],
+    }
+
+
+def need(material: str, quantity: float) -> dict[str, Any]:
+    return {
+        "type": "NeedReported",
+        "partner_id": "hosp-e2e",
+        "need_id": f"need-{material}",
+        "site_id": "s1",
+        "material_id": material,
+        "unit": "pcs",
+        "quantity": quantity,
+        "needed_by": (NOW.date() + timedelta(days=2)).isoformat(),
+        "criticality": "hospital",
+    }
+
+
+def orders_for(collector: TopicCollector, recipient: str, run_id: str | None = None) -> list:
+    return collector.values(
+        lambda o: (
+            o.get("type") == "OrderIssued"
+            and o["recipient"] == recipient
+            and (run_id is None or o["run_id"] == run_id)
+        )
+    )
+
+
+async def test_alert_to_orders_decline_replan_and_completion(stack, topics, producer) -> None:
+    orders, decisions, runs = topics[PARTNER_ORDERS.name], topics[DECISIONS.name], topics[RUNS.name]
+    await partner_event(producer, stock("near-donor", "NACL-500ML", 300, 100, 5))
+    await partner_event(producer, stock("far-donor", "NACL-500ML", 500, 100, 5))
+    await partner_event(producer, need("NACL-500ML", 100))
+    # coverage 1 day < 3 days for a hospital: the automatic trigger fires
+    await partner_event(producer, stock("hosp-e2e", "NACL-500ML", 10, 50, 10))
+
+    [first] = await orders.wait_for(
+        lambda o: o.get("type") == "OrderIssued" and o["recipient"] == "near-donor", timeout=90
+    )
+    run_id = first["run_id"]
+    assert first["must_answer"] is True and first["kind"] == "transfer"
+    assert first["order"]["from_partner"] == "near-donor"
+    assert first["order"]["to_partner"] == "hosp-e2e"
+    assert first["order"]["quantity"] == pytest.approx(100)
+    # the receiver is informed of the same order; the far donor learns nothing
+    [informed] = await orders.wait_for(
+        lambda o: o.get("type") == "OrderIssued" and o["recipient"] == "hosp-e2e", timeout=10
+    )
+    assert informed["order_id"] == first["order_id"] and informed["must_answer"] is False
+    assert orders_for(orders, "far-donor") == []
+    assert all(o["recipient"] in ("near-donor", "hosp-e2e") for o in orders.values())
+    [decision] = await decisions.wait_for(lambda d: d["run_id"] == run_id, timeout=10)
+    assert decision["revision"] == 1 and decision["status"] == "optimal"
+    assert decision["unmet_by_tier"]["1"] == pytest.approx(0)
+
+    # the near donor declines: the coordinator re-plans without it
+    await partner_event(
+        producer,
+        {
+            "type": "OrderAcknowledged",
+            "partner_id": "near-donor",
+            "order_id": first["order_id"],
+            "accepted": False,
+            "reason": "needed ourselves",
+        },
+    )
+    [replanned] = await orders.wait_for(
+        lambda o: o.get("type") == "OrderIssued" and o["recipient"] == "far-donor", timeout=60
+    )
+    assert replanned["run_id"] == run_id and replanned["revision"] == 2
+    assert replanned["order"]["quantity"] == pytest.approx(100)
+    await orders.wait_for(
+        lambda o: (
+            o.get("type") == "OrderUpdated"
+            and o["order_id"] == first["order_id"]
+            and o["state"] == "declined"
+        ),
+        timeout=10,
+    )
+    await decisions.wait_for(lambda d: d["run_id"] == run_id and d["revision"] == 2, timeout=10)
+
+    # a partner cannot answer an order that is not its own
+    await partner_event(
+        producer,
+        {
+            "type": "OrderAcknowledged",
+            "partner_id": "hosp-e2e",
+            "order_id": replanned["order_id"],
+            "accepted": False,
+        },
+    )
+    # the far donor accepts: the run is complete
+    await partner_event(
+        producer,
+        {
+            "type": "OrderAcknowledged",
+            "partner_id": "far-donor",
+            "order_id": replanned["order_id"],
+            "accepted": True,
+        },
+    )
+    await runs.wait_for(lambda r: r["run_id"] == run_id and r["state"] == "completed", timeout=30)
+    status, run = api(stack, "GET", f"/v1/runs/{run_id}", stack["anna"])
+    assert status == 200 and run["state"] == "completed"
+    states = {o["order_id"]: o["state"] for o in run["order_list"]}
+    assert states[first["order_id"]] == "declined"
+    assert states[replanned["order_id"]] == "accepted"
+
+    # every revision was recorded and solves again to the identical decision
+    replay = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "replay", run_id, "--revision", "2"],
+        env={**os.environ, **stack["env"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "identical" in replay.stdout
+
+
+async def test_four_eyes_approval_and_one_run_per_scope(stack, topics, producer) -> None:
+    await partner_event(producer, stock("near-donor", "PROPOFOL-20ML", 80, 20, 1))
+    await partner_event(producer, need("PROPOFOL-20ML", 10))
+    await asyncio.sleep(1.5)
+    status, run = api(
+        stack,
+        "POST",
+        "/v1/protocols/e2e-four-eyes/runs",
+        stack["anna"],
+        {"reason": "drill in production"},
+    )
+    assert status == 202 and run["state"] == "awaiting_approval" and run["approvals_needed"] == 2
+    run_id = run["run_id"]
+    # the same scope again: no second run
+    status, again = api(stack, "POST", "/v1/protocols/e2e-four-eyes/runs", stack["ben"])
+    assert status == 200 and again["run_id"] == run_id and again["started"] is False
+    assert api(stack, "POST", f"/v1/runs/{run_id}/approve", stack["anna"])[0] == 200
+    status, refused = api(stack, "POST", f"/v1/runs/{run_id}/approve", stack["anna"])
+    assert status == 409 and "second person" in refused["message"]
+    status, approved = api(stack, "POST", f"/v1/runs/{run_id}/approve", stack["ben"])
+    assert status == 200 and approved["approvals"] == ["coord-anna", "coord-ben"]
+    [issued] = await topics[PARTNER_ORDERS.name].wait_for(
+        lambda o: o.get("type") == "OrderIssued" and o["run_id"] == run_id and o["must_answer"],
+        timeout=60,
+    )
+    assert issued["recipient"] == "near-donor"
+    assert issued["order"]["material_id"] == "PROPOFOL-20ML"
+    assert issued["order"]["quantity"] == pytest.approx(10)
+
+
+def test_bad_requests_and_tokens(stack) -> None:
+    assert api(stack, "GET", "/v1/runs", "not-a-token")[0] == 401
+    status, body = api(stack, "POST", "/v1/protocols/nope/runs", stack["anna"])
+    assert status == 404 and "nope" in body["message"]
+    assert api(stack, "POST", "/v1/runs/run-000000000000/approve", stack["anna"])[0] == 404
+    status, protocols = api(stack, "GET", "/v1/protocols", stack["ben"])
+    # the broken protocol file is refused, the others keep working
+    assert status == 200 and {p["id"] for p in protocols} == {"e2e-reallocation", "e2e-four-eyes"}
+    assert "protocol_refused" in stack["coordinator"].log_text()
