@@ -20,6 +20,7 @@ from services.common.broker import EmbeddedBroker, free_port
 from services.common.kafka import ensure_topics
 from services.common.settings import ServiceSettings
 from services.demo.alliance import demo_alliance
+from services.gateway.tokens import issue_token
 
 
 @dataclass
@@ -98,32 +99,28 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
             alliance_file = write_demo_alliance(data_dir / "demo", options.partners)
         if alliance_file is not None:
             env["VERBUND_ALLIANCE_FILE"] = str(alliance_file)
-        ports = {"ledger": free_port(), "gateway": free_port()}
+        ports = {name: free_port() for name in ("ledger", "gateway", "coordinator", "audit")}
         tokens_file = data_dir / "gateway-tokens.yaml"
         demo_token = _demo_token(alliance_file, tokens_file) if options.demo else None
         if not tokens_file.exists():
             tokens_file.write_text("{}\n", encoding="utf-8")
+        coordinator_tokens = data_dir / "coordinator-tokens.yaml"
+        coordinator_token = issue_token("coord-demo", coordinator_tokens) if options.demo else None
+        if not coordinator_tokens.exists():
+            coordinator_tokens.write_text("{}\n", encoding="utf-8")
+        env["VERBUND_COORDINATOR_TOKENS_FILE"] = str(coordinator_tokens)
         cli = [sys.executable, "-m", "services.cli.main"]
-        children.append(
-            Child(
-                "ledger",
-                [*cli, "ledger"],
-                _with(env, VERBUND_METRICS_PORT=ports["ledger"]),
-                logs / "ledger.log",
-            )
-        )
-        children.append(
-            Child(
-                "gateway",
-                [*cli, "gateway"],
-                _with(
-                    env,
-                    VERBUND_GATEWAY_PORT=ports["gateway"],
-                    VERBUND_GATEWAY_TOKENS_FILE=tokens_file,
-                ),
-                logs / "gateway.log",
-            )
-        )
+        service_env: dict[str, dict[str, object]] = {
+            "ledger": {"VERBUND_METRICS_PORT": ports["ledger"]},
+            "gateway": {
+                "VERBUND_GATEWAY_PORT": ports["gateway"],
+                "VERBUND_GATEWAY_TOKENS_FILE": tokens_file,
+            },
+            "coordinator": {"VERBUND_COORDINATOR_PORT": ports["coordinator"]},
+            "audit": {"VERBUND_METRICS_PORT": ports["audit"]},
+        }
+        for name, extra in service_env.items():
+            children.append(Child(name, [*cli, name], _with(env, **extra), logs / f"{name}.log"))
         if options.demo:
             children.append(
                 Child(
@@ -143,7 +140,16 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
             )
         for child in children:
             await child.start()
-        _banner(bootstrap, broker is not None, ports, alliance_file, logs, options, demo_token)
+        _banner(
+            bootstrap,
+            broker is not None,
+            ports,
+            alliance_file,
+            logs,
+            options,
+            demo_token,
+            coordinator_token,
+        )
         watcher = (
             asyncio.create_task(follow(bootstrap, "alerts", stop=stop)) if options.watch else None
         )
@@ -174,7 +180,6 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
 def _demo_token(alliance_file: Path | None, tokens_file: Path) -> tuple[str, str] | None:
     """Issue a gateway token for the first demo partner, so the banner can show a request."""
     from schemas.alliance import load_alliance
-    from services.gateway.tokens import issue_token
 
     if alliance_file is None:
         return None
@@ -202,12 +207,13 @@ def _banner(
     logs: Path,
     options: StackOptions,
     demo_token: tuple[str, str] | None,
+    coordinator_token: str | None,
 ) -> None:
     kind = "embedded tansu broker (memory only)" if embedded else "configured Kafka cluster"
     say("Verbund is running.")
     say(f"  Kafka bootstrap : {bootstrap}  ({kind})")
     for name, port in ports.items():
-        say(f"  {name + ' metrics':<16}: http://127.0.0.1:{port}/metrics")
+        say(f"  {name + ' metrics':<19}: http://127.0.0.1:{port}/metrics")
     gateway = f"http://127.0.0.1:{ports['gateway']}"
     say(f"  HTTP gateway    : {gateway}/v1/events  (health: {gateway}/healthz)")
     if demo_token:
@@ -217,6 +223,15 @@ def _banner(
             f"    curl -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
             f"--data @event.json {gateway}/v1/events"
         )
+    coordinator = f"http://127.0.0.1:{ports['coordinator']}"
+    say(f"  coordinator API : {coordinator}/v1/runs")
+    if coordinator_token:
+        say(f"  coordinator     : coord-demo, bearer token {coordinator_token}")
+        say(
+            f"    export VERBUND_COORDINATOR_URL={coordinator} "
+            f"VERBUND_COORDINATOR_TOKEN={coordinator_token}"
+        )
+        say("    verbund runs; verbund run approve RUN_ID; verbund protocol run PROTOCOL")
     if alliance_file:
         say(f"  alliance file   : {alliance_file}")
     say(f"  service logs    : {logs}/")
