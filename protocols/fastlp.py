@@ -19,6 +19,8 @@ max-flow-like LP per tier is solved and fixed before the cost LP (warm-started).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import highspy
 import numpy as np
 import numpy.typing as npt
@@ -37,31 +39,86 @@ def _highs(time_limit_s: float) -> highspy.Highs:
     h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(max(0.01, time_limit_s)))
+    # Presolve finds nothing to remove in a transportation matrix (every column is
+    # one supply and one demand entry) and costs ~40 % of the solve time.
+    h.setOptionValue("presolve", "off")
     return h
 
 
-def _model(problem: TransportProblem) -> highspy.HighsLp:
+@dataclass(frozen=True)
+class LpArrays:
+    """A column-wise LP as numpy arrays (the layout of ``Highs.passModel``'s array form)."""
+
+    col_cost: npt.NDArray[np.float64]
+    col_lower: npt.NDArray[np.float64]
+    col_upper: npt.NDArray[np.float64]
+    row_lower: npt.NDArray[np.float64]
+    row_upper: npt.NDArray[np.float64]
+    a_start: npt.NDArray[np.int32]
+    a_index: npt.NDArray[np.int32]
+    a_value: npt.NDArray[np.float64]
+
+    def pass_to(self, h: highspy.Highs) -> None:
+        """Hand the arrays to HiGHS as buffers (the ``HighsLp`` matrix setters copy
+        element by element through Python and cost more than the solve)."""
+        n = int(self.col_cost.shape[0])
+        status = h.passModel(
+            n,
+            int(self.row_lower.shape[0]),
+            int(self.a_index.shape[0]),
+            int(highspy.MatrixFormat.kColwise),
+            int(highspy.ObjSense.kMinimize),
+            0.0,
+            self.col_cost,
+            self.col_lower,
+            self.col_upper,
+            self.row_lower,
+            self.row_upper,
+            self.a_start,
+            self.a_index,
+            self.a_value,
+            np.zeros(n, dtype=np.int32),  # all continuous
+        )
+        if status == highspy.HighsStatus.kError:
+            raise RuntimeError("HiGHS refused the model")
+
+
+def _model(problem: TransportProblem, tier_rows: list[tuple[int, float]] | None = None) -> LpArrays:
+    """Supply rows, demand rows, then one ``sum(tier arcs) >= bound`` row per ``tier_rows``."""
     n, n_src, n_snk = problem.n_arcs, len(problem.sources), len(problem.sinks)
-    lp = highspy.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = n_src + n_snk
-    lp.col_cost_ = problem.arc_cost.astype(np.float64)
-    lp.col_lower_ = np.zeros(n)
-    lp.col_upper_ = np.full(n, INF)
-    caps = np.array([s.capacity for s in problem.sources], dtype=np.float64)
-    demand = np.array([s.demand for s in problem.sinks], dtype=np.float64)
-    fill = np.array([problem.min_fill_of(s.tier) for s in problem.sinks], dtype=np.float64)
-    lp.row_lower_ = np.concatenate([np.full(n_src, -INF), fill * demand])
-    lp.row_upper_ = np.concatenate([caps, demand])
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.arange(0, 2 * n + 1, 2, dtype=np.int32)
-    index = np.empty(2 * n, dtype=np.int32)
-    index[0::2] = problem.arc_source
-    index[1::2] = n_src + problem.arc_sink
-    lp.a_matrix_.index_ = index
-    lp.a_matrix_.value_ = np.ones(2 * n)
-    lp.sense_ = highspy.ObjSense.kMinimize
-    return lp
+    caps = np.fromiter((s.capacity for s in problem.sources), np.float64, n_src)
+    demand = np.fromiter((s.demand for s in problem.sinks), np.float64, n_snk)
+    fill = np.fromiter((problem.min_fill_of(s.tier) for s in problem.sinks), np.float64, n_snk)
+    row_lower = [np.full(n_src, -INF), fill * demand]
+    row_upper = [caps, demand]
+    entries = [problem.arc_source, n_src + problem.arc_sink]
+    counts = np.full(n, 2, dtype=np.int64)
+    if tier_rows:
+        sink_tier = _sink_tiers(problem)[problem.arc_sink]
+        arc_row = np.full(n, -1, dtype=np.int64)
+        for k, (tier, _) in enumerate(tier_rows):
+            arc_row[sink_tier == tier] = n_src + n_snk + k
+        has_row = arc_row >= 0
+        counts += has_row
+        entries.append(arc_row)
+        row_lower.append(np.array([b for _, b in tier_rows], dtype=np.float64))
+        row_upper.append(np.full(len(tier_rows), INF))
+    # Column a holds (supply row, demand row[, tier row]): ascending row indices.
+    index = np.stack(entries, axis=1)
+    if tier_rows:
+        index = index[np.stack([np.ones(n, bool), np.ones(n, bool), has_row], axis=1)]
+    start = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=start[1:])
+    return LpArrays(
+        col_cost=np.ascontiguousarray(problem.arc_cost, dtype=np.float64),
+        col_lower=np.zeros(n),
+        col_upper=np.full(n, INF),
+        row_lower=np.concatenate(row_lower),
+        row_upper=np.concatenate(row_upper),
+        a_start=start,
+        a_index=index.ravel().astype(np.int32),
+        a_value=np.ones(int(start[-1])),
+    )
 
 
 def closed_form_tier_targets(problem: TransportProblem) -> dict[int, float] | None:
@@ -92,9 +149,12 @@ def _status(h: highspy.Highs) -> SolveStatus:
     return SolveStatus.ERROR
 
 
+def _sink_tiers(problem: TransportProblem) -> npt.NDArray[np.int64]:
+    return np.fromiter((s.tier for s in problem.sinks), np.int64, len(problem.sinks))
+
+
 def _tier_arcs(problem: TransportProblem, tier: int) -> npt.NDArray[np.int32]:
-    sink_tier = np.array([s.tier for s in problem.sinks], dtype=np.int64)
-    return np.nonzero(sink_tier[problem.arc_sink] == tier)[0].astype(np.int32)
+    return np.nonzero(_sink_tiers(problem)[problem.arc_sink] == tier)[0].astype(np.int32)
 
 
 def solve_fast(problem: TransportProblem, time_limit_s: float) -> TransportSolution:
@@ -106,16 +166,20 @@ def solve_fast(problem: TransportProblem, time_limit_s: float) -> TransportSolut
             solution.status = SolveStatus.INFEASIBLE
         return solution
     h = _highs(time_limit_s)
-    h.passModel(_model(problem))
     targets = closed_form_tier_targets(problem)
     if targets is not None:
+        # Tier optima known exactly: fixed as rows of the one (cost) LP, built with the matrix.
         solution.method = "highspy/closed-form tiers"
-        for tier, value in targets.items():
-            arcs = _tier_arcs(problem, tier)
-            if value > 0 and arcs.size:
-                h.addRow(value - stage_tolerance(value), INF, arcs.size, arcs, np.ones(arcs.size))
-            solution.stages.append((f"fulfilled tier {tier}", value))
+        present = set(_sink_tiers(problem)[problem.arc_sink].tolist())
+        rows = [
+            (tier, value - stage_tolerance(value))
+            for tier, value in targets.items()
+            if value > 0 and tier in present
+        ]
+        solution.stages += [(f"fulfilled tier {tier}", value) for tier, value in targets.items()]
+        _model(problem, rows).pass_to(h)
     else:
+        _model(problem).pass_to(h)
         all_arcs = np.arange(n, dtype=np.int32)
         for tier in problem.tiers:
             arcs = _tier_arcs(problem, tier)

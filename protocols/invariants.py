@@ -7,6 +7,7 @@ match the constraint families so a failure points at the rule that broke.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,13 +29,14 @@ def check_donors(scenario: Scenario, decision: Decision) -> list[str]:
     for t in decision.transfers:
         given[t.from_partner, t.from_site, t.material_id] += t.quantity
     positions = {(p.partner_id, p.site_id, p.material_id): p for p in scenario.positions}
+    shares = reallocation.ShareTable(scenario)
     problems = []
     for key, qty in sorted(given.items()):
         pos = positions.get(key)
         if pos is None:
             problems.append(f"supply: {key} gives {qty:g} without a stock position")
             continue
-        cap = reallocation.donor_capacity(scenario, key[0], key[2], pos.on_hand, pos.safety_stock)
+        cap = shares.share(key[0], key[2]) * reallocation.surplus(pos.on_hand, pos.safety_stock)
         if qty > cap + _tol(cap):
             problems.append(f"supply: {'/'.join(key)} gives {qty:g} > agreed share {cap:g}")
         if pos.on_hand - qty < pos.safety_stock - _tol(pos.safety_stock):
@@ -73,7 +75,11 @@ def check_conservation(decision: Decision) -> list[str]:
 
 
 def check_tier_priority(
-    scenario: Scenario, params: ReallocationParameters, scope: Scope, decision: Decision
+    scenario: Scenario,
+    params: ReallocationParameters,
+    scope: Scope,
+    decision: Decision,
+    material_problems: Sequence[reallocation.MaterialProblem] | None = None,
 ) -> list[str]:
     """tier_priority: no unit could move to an unmet higher-tier need along one lane.
 
@@ -81,25 +87,35 @@ def check_tier_priority(
     unmet need (more could be delivered), and a donor serving a lower tier with
     a lane to an unmet higher-tier need (it should have served the higher tier).
     Global optimality is checked against an independent LP in the tests.
+    ``material_problems``: the run's material problems (rebuilt from the scenario if
+    omitted). Linear in lanes + transfers (numpy over the lanes of each material).
     """
     if params.min_fill or params.fairness or params.whole_units or params.pack_sizes:
         return []  # extra hard rules or fairness can legitimately block local exchanges
     if params.min_shipments:
         return []
+    if material_problems is None:
+        material_problems = reallocation.build_problems(scenario, params, scope)
     fulfilled = {f.need_id: f for f in decision.fulfilment}
     by_material: dict[str, list[TransferOrder]] = defaultdict(list)
     for t in decision.transfers:
         by_material[t.material_id].append(t)
-    problems = []
-    for mp in reallocation.build_problems(scenario, params, scope):
+    violations = []
+    for mp in material_problems:
         p = mp.problem
-        out: dict[tuple[str, str], float] = defaultdict(float)
-        lowest: dict[tuple[str, str], int] = defaultdict(int)
+        index = {(s.partner_id, s.site_id): i for i, s in enumerate(p.sources)}
+        out = np.zeros(len(p.sources))
+        serves_tier = np.zeros(len(p.sources), dtype=np.int64)  # lowest priority served
         for t in by_material.get(mp.material_id, []):
-            out[t.from_partner, t.from_site] += t.quantity
-            key = (t.from_partner, t.from_site)
-            lowest[key] = max(lowest[key], fulfilled[t.need_id].tier)
-        serves_tier = {i: lowest[s.partner_id, s.site_id] for i, s in enumerate(p.sources)}
+            i = index.get((t.from_partner, t.from_site))
+            if i is None:
+                continue  # a donor outside the problem: reported by check_donors
+            out[i] += t.quantity
+            serves_tier[i] = max(int(serves_tier[i]), fulfilled[t.need_id].tier)
+        capacity = np.array([s.capacity for s in p.sources], dtype=np.float64)
+        spare = capacity - out
+        spare_tol = TOL * np.maximum(1.0, np.abs(capacity))
+        sink_tier = np.array([s.tier for s in p.sinks], dtype=np.int64)
         unmet = np.array(
             [
                 (f := fulfilled.get(s.need_id)) is not None and f.unmet > _tol(f.requested)
@@ -107,24 +123,25 @@ def check_tier_priority(
             ],
             dtype=bool,
         )
-        for a in np.nonzero(unmet[p.arc_sink])[0].tolist():
-            i, j = int(p.arc_source[a]), int(p.arc_sink[a])
-            src, snk = p.sources[i], p.sinks[j]
-            f = fulfilled.get(snk.need_id)
-            if f is None or f.unmet <= _tol(f.requested):
-                continue
-            spare = src.capacity - out[src.partner_id, src.site_id]
-            if spare > _tol(src.capacity):
-                problems.append(
-                    f"tier_priority: {mp.material_id} donor {src.ref} has {spare:g} spare "
-                    f"and a lane to unmet need {snk.need_id}"
+        arcs = np.nonzero(unmet[p.arc_sink])[0]
+        src, snk = p.arc_source[arcs], p.arc_sink[arcs]
+        has_spare = spare[src] > spare_tol[src]
+        bad = has_spare | (serves_tier[src] > sink_tier[snk])
+        for i, j, spare_lane in zip(
+            src[bad].tolist(), snk[bad].tolist(), has_spare[bad].tolist(), strict=True
+        ):
+            donor, need = p.sources[i], p.sinks[j]
+            if spare_lane:
+                violations.append(
+                    f"tier_priority: {mp.material_id} donor {donor.ref} has {spare[i]:g} spare "
+                    f"and a lane to unmet need {need.need_id}"
                 )
-            elif serves_tier[i] > snk.tier:
-                problems.append(
-                    f"tier_priority: {mp.material_id} donor {src.ref} serves tier "
-                    f"{serves_tier[i]} while tier {snk.tier} need {snk.need_id} is unmet"
+            else:
+                violations.append(
+                    f"tier_priority: {mp.material_id} donor {donor.ref} serves tier "
+                    f"{serves_tier[i]} while tier {need.tier} need {need.need_id} is unmet"
                 )
-    return problems
+    return violations
 
 
 def check_capacity(scenario: Scenario, params: CapacityParameters, decision: Decision) -> list[str]:
@@ -166,12 +183,18 @@ def check_decision(
     params: ReallocationParameters | CapacityParameters | object,
     scope: Scope,
     decision: Decision,
+    material_problems: Sequence[reallocation.MaterialProblem] | None = None,
 ) -> list[str]:
+    """Every invariant that applies to the decision's kind (empty list: all good).
+
+    ``material_problems``: the run's material problems, reused by the tier-priority check
+    instead of rebuilding them (reallocation only).
+    """
     problems = check_receivers(decision) + check_conservation(decision)
     if isinstance(params, ReallocationParameters):
         problems += check_donors(scenario, decision)
         if decision.status.proven_optimal:
-            problems += check_tier_priority(scenario, params, scope, decision)
+            problems += check_tier_priority(scenario, params, scope, decision, material_problems)
     elif isinstance(params, CapacityParameters):
         problems += check_capacity(scenario, params, decision)
     else:

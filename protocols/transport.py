@@ -100,8 +100,8 @@ class TransportProblem:
         if self.n_arcs == 0:
             return not active_src.any() or not active_snk.any()
         both = active_src[self.arc_source] & active_snk[self.arc_sink]
-        pairs = set(zip(self.arc_source[both].tolist(), self.arc_sink[both].tolist(), strict=True))
-        return len(pairs) == int(active_src.sum()) * int(active_snk.sum())
+        pairs = np.unique(self.arc_source[both] * len(self.sinks) + self.arc_sink[both])
+        return int(pairs.size) == int(active_src.sum()) * int(active_snk.sum())
 
 
 @dataclass

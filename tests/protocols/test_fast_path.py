@@ -1,0 +1,71 @@
+"""Fast path details: threads, share index, matrix-built tier rows, invariant checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols.generate import generate_scenario, generate_scenario_data
+from protocols.invariants import check_tier_priority
+from protocols.reallocation import ShareTable, build_problems, donor_share
+from protocols.run import solve
+from protocols.status import SolveStatus
+from schemas.scenario import parse_scenario
+from tests.protocols.helpers import protocol, scenario
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"max_distance_km": 250}, {"min_fill": [{"tier": 1, "fraction": 0.1}]}]
+)
+def test_threads_do_not_change_the_decision(params):
+    sc = generate_scenario(30, 12, seed=3, capacity=False, purchasing=False)
+    p = protocol(**params)
+    one = solve(p, sc, workers=1)
+    many = solve(p, sc, workers=4)
+    assert one.decision.status is SolveStatus.OPTIMAL
+    assert one.record.decision_hash == many.record.decision_hash
+    pulp_path = solve(p, sc, use_fast_path=False)
+    assert pulp_path.decision.unmet_by_tier == pytest.approx(one.decision.unmet_by_tier, abs=1e-3)
+    assert pulp_path.decision.total_cost == pytest.approx(one.decision.total_cost, rel=1e-6)
+
+
+def test_closed_form_path_is_used_on_complete_instances_and_times_are_reported():
+    sc = generate_scenario(20, 6, seed=2, capacity=False, purchasing=False)
+    r = solve(protocol(), sc)
+    assert {g.method for g in r.decision.groups} == {"highspy/closed-form tiers"}
+    t = r.timings
+    assert t.invariants_s > 0
+    assert t.total_s == pytest.approx(
+        t.build_s + t.solve_s + t.extract_s + t.invariants_s + t.record_s
+    )
+
+
+def test_share_table_matches_the_reference_rule():
+    data = generate_scenario_data(12, 5, seed=4, capacity=False, purchasing=False)
+    agreements = data["agreements"]["surplus_sharing"]
+    agreements[0]["materials"] = ["M0001", "M0003"]
+    agreements.append(
+        {"partner_id": agreements[0]["partner_id"], "share": 0.95, "materials": ["M0003"]}
+    )
+    agreements.append(
+        {"partner_id": agreements[1]["partner_id"], "share": 0.05, "materials": ["M0000"]}
+    )
+    del agreements[2]
+    sc = parse_scenario(data, "<test>")
+    table = ShareTable(sc)
+    for partner in sc.partners:
+        for material in sc.materials:
+            assert table.share(partner.id, material.id) == donor_share(sc, partner.id, material.id)
+
+
+def test_spare_donor_next_to_unmet_need_is_detected_with_run_problems():
+    sc = scenario([("donor", 100, 0, 1.0, 10.0)], [("hosp", 1, 70, 10.5)])
+    p = protocol()
+    r = solve(p, sc)
+    assert r.violations == []
+    half = [t.model_copy(update={"quantity": t.quantity / 2}) for t in r.decision.transfers]
+    fulfil = [f.model_copy(update={"fulfilled": f.fulfilled / 2}) for f in r.decision.fulfilment]
+    bad = r.decision.model_copy(update={"transfers": half, "fulfilment": fulfil})
+    problems = build_problems(sc, p.optimization, p.scope)
+    found = check_tier_priority(sc, p.optimization, p.scope, bad, problems)
+    assert found == check_tier_priority(sc, p.optimization, p.scope, bad)
+    assert len(found) == 1 and "spare" in found[0] and "need-hosp" in found[0]
