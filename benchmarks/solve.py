@@ -213,7 +213,13 @@ def _fmt(vector: list[float]) -> str:
 
 
 def run_size(
-    protocol: Protocol, partners: int, materials: int, seed: int, repeat: int, presolve: str
+    protocol: Protocol,
+    partners: int,
+    materials: int,
+    seed: int,
+    repeat: int,
+    presolve: str,
+    workers: int | None,
 ) -> None:
     assert isinstance(protocol.optimization, ReallocationParameters)
     if protocol.scope.model_dump(exclude_defaults=True):
@@ -229,7 +235,7 @@ def run_size(
     for _ in range(repeat):
         bases.append(monolithic(scenario, protocol.optimization, presolve))
         start = time.perf_counter()
-        result = solve(protocol, scenario)
+        result = solve(protocol, scenario, workers=workers)
         walls.append(time.perf_counter() - start)
         timings.append(result.timings)
     assert result is not None
@@ -252,7 +258,8 @@ def run_size(
         f" {base.iterations:,} simplex iterations)"
     )
     print(
-        f"protocol path (solve() wall):                 median {med_proto:7.3f} s"
+        f"protocol path (solve() wall, workers {workers or 'auto'}):"
+        f"      median {med_proto:7.3f} s"
         f"  (build {med('build_s'):.3f}, solve {med('solve_s'):.3f},"
         f" extract {med('extract_s'):.3f}, invariants {med('invariants_s'):.3f},"
         f" record {med('record_s'):.3f};"
@@ -285,11 +292,22 @@ def main() -> None:
         choices=("off", "on"),
         help="HiGHS presolve for the baseline (off measured faster on these LPs)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="solver threads of the protocol path"
+    )
     args = parser.parse_args()
     protocol = load_library().protocols["bulk-material-reallocation"]
     for size in args.sizes.split(","):
         partners, materials = (int(x) for x in size.split("x"))
-        run_size(protocol, partners, materials, args.seed, args.repeat, args.baseline_presolve)
+        run_size(
+            protocol,
+            partners,
+            materials,
+            args.seed,
+            args.repeat,
+            args.baseline_presolve,
+            args.workers,
+        )
 
 
 if __name__ == "__main__":
