@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(VENV)/bin/verbund up --demo
 
 test: $(STAMP)
-	sh scripts/install-test-deps.sh prometheus
+	sh scripts/install-test-deps.sh prometheus chromium
 	$(PY) -m ruff check .
 	$(PY) -m mypy schemas protocols services
 	$(PY) -m pytest -q

@@ -84,3 +84,7 @@ def register(sub: Subparsers) -> None:
     from services.audit.cli import register as register_audit
 
     register_audit(sub)
+
+    from services.console.cli import register as register_console
+
+    register_console(sub)

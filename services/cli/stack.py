@@ -99,7 +99,8 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
             alliance_file = write_demo_alliance(data_dir / "demo", options.partners)
         if alliance_file is not None:
             env["VERBUND_ALLIANCE_FILE"] = str(alliance_file)
-        ports = {name: free_port() for name in ("ledger", "gateway", "coordinator", "audit")}
+        names = ("ledger", "gateway", "coordinator", "audit", "console")
+        ports = {name: free_port() for name in names}
         tokens_file = data_dir / "gateway-tokens.yaml"
         demo_token = _demo_token(alliance_file, tokens_file) if options.demo else None
         if not tokens_file.exists():
@@ -118,6 +119,10 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
             },
             "coordinator": {"VERBUND_COORDINATOR_PORT": ports["coordinator"]},
             "audit": {"VERBUND_METRICS_PORT": ports["audit"]},
+            "console": {
+                "VERBUND_CONSOLE_PORT": ports["console"],
+                "VERBUND_COORDINATOR_URL": f"http://127.0.0.1:{ports['coordinator']}",
+            },
         }
         for name, extra in service_env.items():
             children.append(Child(name, [*cli, name], _with(env, **extra), logs / f"{name}.log"))
@@ -232,6 +237,10 @@ def _banner(
             f"VERBUND_COORDINATOR_TOKEN={coordinator_token}"
         )
         say("    verbund runs; verbund run approve RUN_ID; verbund protocol run PROTOCOL")
+    console = f"http://127.0.0.1:{ports['console']}"
+    say(f"  operations page : {console}/  (sign in with a coordinator token)")
+    token = coordinator_token or "..."
+    say(f"    VERBUND_CONSOLE_URL={console} VERBUND_COORDINATOR_TOKEN={token} verbund status")
     if alliance_file:
         say(f"  alliance file   : {alliance_file}")
     say(f"  service logs    : {logs}/")

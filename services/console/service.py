@@ -1,0 +1,182 @@
+"""The console's Kafka side: follows the topics it shows and keeps the state the views need.
+
+Every topic is read from the beginning with manual partition assignment (no consumer group:
+each console process keeps the whole picture and commits nothing):
+
+- ``verbund.ledger.changelog`` folded into an :class:`AllianceReplica` (freshness);
+- ``verbund.alerts`` (open shortages), ``verbund.runs``, ``verbund.decisions`` and
+  ``verbund.partner.orders`` folded into an :class:`OpsState`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.alliance import Alliance
+from services.common.kafka import stop_client
+from services.common.logging import get_logger
+from services.common.topics import ALERTS, DECISIONS, LEDGER_CHANGELOG, PARTNER_ORDERS, RUNS
+from services.console import metrics
+from services.console.views import (
+    OpsState,
+    board_view,
+    decisions_view,
+    freshness_view,
+    runs_view,
+    summary_view,
+)
+from services.coordinator.replica import AllianceReplica
+
+log = get_logger("console")
+
+Handler = Callable[[int, int, bytes], bool]
+
+
+class ConsoleService:
+    def __init__(
+        self,
+        bootstrap: str,
+        alliance: Alliance | None,
+        stale_after: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.alliance = alliance
+        self.stale_after = stale_after
+        self.clock = clock
+        self.replica = AllianceReplica()
+        self.ops = OpsState()
+        self.version = 0
+        self.ready = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._consumers: list[AIOKafkaConsumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        handlers: dict[str, Handler] = {
+            LEDGER_CHANGELOG.name: self._on_changelog,
+            ALERTS.name: self._json_handler(self.ops.apply_alert, b"Shortage"),
+            RUNS.name: self._json_handler(self.ops.apply_run, b"RunUpdated"),
+            DECISIONS.name: self._json_handler(self.ops.apply_decision, b"DecisionPublished"),
+            PARTNER_ORDERS.name: self._json_handler(self.ops.apply_order, b"Order"),
+        }
+        for topic, handler in handlers.items():
+            consumer = await self._consumer(topic)
+            self._tasks.append(asyncio.create_task(self._follow(topic, consumer, handler)))
+        self.ready.set()
+        log.info("console_following", topics=sorted(handlers))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for consumer in self._consumers:
+            await stop_client(consumer)
+
+    async def _consumer(self, topic: str) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 << 20,
+            fetch_max_bytes=32 << 20,
+        )
+        await consumer.start()
+        self._consumers.append(consumer)
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            await consumer.topics()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        return consumer
+
+    async def _follow(self, topic: str, consumer: AIOKafkaConsumer, handler: Handler) -> None:
+        counter = metrics.RECORDS.labels(topic)
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            changed = False
+            for tp, records in batches.items():
+                for record in records:
+                    counter.inc()
+                    if record.value is None:
+                        continue
+                    try:
+                        changed = handler(tp.partition, record.offset, record.value) or changed
+                    except Exception:  # a bad record must not stop the console
+                        metrics.BAD_RECORDS.labels(topic).inc()
+                        log.warning("record_skipped", topic=topic, offset=record.offset)
+            if changed:
+                self._notify()
+
+    # -- inputs -----------------------------------------------------------------------------
+    def _on_changelog(self, partition: int, offset: int, value: bytes) -> bool:
+        self.replica.apply(partition, offset, value)
+        return b'"seen"' in value
+
+    @staticmethod
+    def _json_handler(apply: Callable[[dict[str, Any]], bool], marker: bytes) -> Handler:
+        def handle(partition: int, offset: int, value: bytes) -> bool:
+            if marker not in value:
+                return False  # e.g. balance reports on verbund.alerts: not decoded at all
+            decoded = orjson.loads(value)
+            return isinstance(decoded, dict) and apply(decoded)
+
+        return handle
+
+    def _notify(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changed(self, seen_version: int, timeout: float) -> int:
+        """Wait until the state moves past ``seen_version`` (or ``timeout``); the version."""
+        if self.version == seen_version:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+        return self.version
+
+    # -- views ------------------------------------------------------------------------------
+    def last_seen(self) -> dict[str, float]:
+        seen: dict[str, float] = {}
+        for state in self.replica.states.values():
+            for partner, as_of in state.last_seen.items():
+                if as_of > seen.get(partner, float("-inf")):
+                    seen[partner] = as_of
+        return seen
+
+    def board(self) -> dict[str, Any]:
+        return board_view(list(self.ops.shortages.values()), self.alliance)
+
+    def freshness(self) -> dict[str, Any]:
+        return freshness_view(self.last_seen(), self.alliance, self.clock(), self.stale_after)
+
+    def runs(self) -> list[dict[str, Any]]:
+        return runs_view(list(self.ops.runs.values()))
+
+    def decisions(self) -> list[dict[str, Any]]:
+        return decisions_view(list(self.ops.decisions.values()), list(self.ops.orders.values()))
+
+    def all_views(self) -> dict[str, Any]:
+        board, freshness, runs = self.board(), self.freshness(), self.runs()
+        return {
+            "version": self.version,
+            "generated_at": self.clock(),
+            "alliance": self.alliance.name if self.alliance else None,
+            "summary": summary_view(board, freshness, runs),
+            "board": board,
+            "freshness": freshness,
+            "runs": runs,
+            "decisions": self.decisions(),
+        }

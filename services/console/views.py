@@ -1,0 +1,327 @@
+"""What the operations console shows, folded from Kafka records and built into views (pure).
+
+No I/O and no clocks: records arrive as decoded JSON objects, times are passed in. The
+service feeds :class:`OpsState` from ``verbund.alerts``, ``verbund.runs``,
+``verbund.decisions`` and ``verbund.partner.orders``; the view functions turn it (plus the
+alliance directory and the ledger replica's freshness) into the JSON the page, the API and
+``verbund status`` show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.alliance import Alliance
+from schemas.common import Severity
+
+ShortageKey = tuple[str, str, str]  # partner, site, material
+UNKNOWN_REGION = "unknown"
+SEVERITIES: tuple[str, ...] = tuple(s.value for s in Severity)  # watch < shortage < critical
+_RANK = {s.value: s.rank for s in Severity}
+
+
+def severity_rank(severity: str | None) -> int:
+    return _RANK.get(severity or "", 0)
+
+
+@dataclass
+class OpsState:
+    """Open shortages, runs, decisions and orders as last reported on Kafka."""
+
+    shortages: dict[ShortageKey, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # -- inputs: each returns True when the views changed ----------------------------------
+    def apply_alert(self, alert: Mapping[str, Any]) -> bool:
+        """The latest ShortageDetected per partner/site/material is open until ShortageResolved.
+
+        Alerts of one material share a partition (keyed by material), so Kafka's order is
+        the order in which the ledger saw them.
+        """
+        kind = alert.get("type")
+        if kind not in ("ShortageDetected", "ShortageResolved"):
+            return False
+        key = (str(alert["partner_id"]), str(alert["site_id"]), str(alert["material_id"]))
+        if kind == "ShortageResolved":
+            return self.shortages.pop(key, None) is not None
+        self.shortages[key] = dict(alert)
+        return True
+
+    def apply_run(self, update: Mapping[str, Any]) -> bool:
+        """The latest RunUpdated per run (one partition: Kafka's order is the run's order)."""
+        if update.get("type") != "RunUpdated":
+            return False
+        self.runs[str(update["run_id"])] = dict(update)
+        return True
+
+    def apply_decision(self, decision: Mapping[str, Any]) -> bool:
+        if decision.get("type") != "DecisionPublished":
+            return False
+        run_id = str(decision["run_id"])
+        current = self.decisions.get(run_id)
+        if current is not None and int(current["revision"]) > int(decision["revision"]):
+            return False
+        self.decisions[run_id] = dict(decision)
+        return True
+
+    def apply_order(self, message: Mapping[str, Any]) -> bool:
+        """OrderIssued (one copy per involved partner) creates an order, OrderUpdated sets its
+        state; both copies of an order share one entry."""
+        kind = message.get("type")
+        order_id = str(message.get("order_id", ""))
+        if kind == "OrderIssued":
+            order = self.orders.setdefault(
+                order_id,
+                {
+                    "order_id": order_id,
+                    "state": "pending",
+                    "state_at": "",
+                    "reason": "",
+                    "recipients": [],
+                    "responder": None,
+                },
+            )
+            order.update(
+                run_id=message["run_id"],
+                revision=message["revision"],
+                kind=message["kind"],
+                order=message.get("order", {}),
+                respond_by=message.get("respond_by"),
+                issued_at=message.get("at"),
+            )
+            recipient = str(message["recipient"])
+            if recipient not in order["recipients"]:
+                order["recipients"].append(recipient)
+            if message.get("must_answer"):
+                order["responder"] = recipient
+            return True
+        if kind == "OrderUpdated":
+            order = self.orders.setdefault(
+                order_id,
+                {
+                    "order_id": order_id,
+                    "run_id": message["run_id"],
+                    "revision": message["revision"],
+                    "kind": None,
+                    "order": {},
+                    "recipients": [],
+                    "responder": None,
+                    "state": "pending",
+                    "state_at": "",
+                    "reason": "",
+                },
+            )
+            if str(order["state_at"]) > str(message["at"]):
+                return False
+            order.update(state=message["state"], state_at=message["at"], reason=message["reason"])
+            return True
+        return False
+
+
+# -- views -----------------------------------------------------------------------------------
+def region_of(alliance: Alliance | None, partner_id: str) -> str:
+    partner = alliance.partner(partner_id) if alliance is not None else None
+    return partner.region if partner is not None else UNKNOWN_REGION
+
+
+def board_view(shortages: Iterable[Mapping[str, Any]], alliance: Alliance | None) -> dict[str, Any]:
+    """Open shortages as a material x region grid: per cell the worst severity and counts."""
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    totals = dict.fromkeys(SEVERITIES, 0)
+    for alert in shortages:
+        material = str(alert["material_id"])
+        region = region_of(alliance, str(alert["partner_id"]))
+        severity = str(alert["severity"])
+        cell = cells.setdefault(
+            (material, region),
+            {"material": material, "region": region, "worst": None, "count": 0}
+            | {"by_severity": dict.fromkeys(SEVERITIES, 0), "partners": []},
+        )
+        cell["count"] += 1
+        cell["by_severity"][severity] = cell["by_severity"].get(severity, 0) + 1
+        if severity_rank(severity) > severity_rank(cell["worst"]):
+            cell["worst"] = severity
+        if alert["partner_id"] not in cell["partners"]:
+            cell["partners"].append(alert["partner_id"])
+        totals[severity] = totals.get(severity, 0) + 1
+    materials = sorted({m for m, _ in cells})
+    regions = sorted({r for _, r in cells})
+    for cell in cells.values():
+        cell["partners"].sort()
+    by_material = [
+        {
+            "material": material,
+            "count": sum(c["count"] for (m, _), c in cells.items() if m == material),
+            "by_severity": {
+                s: sum(c["by_severity"][s] for (m, _), c in cells.items() if m == material)
+                for s in SEVERITIES
+            },
+        }
+        for material in materials
+    ]
+    by_material.sort(key=lambda row: tuple(-row["by_severity"][s] for s in reversed(SEVERITIES)))
+    return {
+        "materials": materials,
+        "regions": regions,
+        "cells": [cells[key] for key in sorted(cells)],
+        "totals": totals,
+        "open": sum(totals.values()),
+        "by_material": by_material,
+    }
+
+
+def freshness_view(
+    last_seen: Mapping[str, float],
+    alliance: Alliance | None,
+    now: float,
+    stale_after: float,
+) -> dict[str, Any]:
+    """Age of every partner's newest data; partners of the alliance that never reported and
+    partners older than ``stale_after`` seconds are stale. Stale partners first, oldest first."""
+    partners: dict[str, dict[str, Any]] = {}
+    if alliance is not None:
+        for partner in alliance.partners:
+            partners[partner.id] = {
+                "partner": partner.id,
+                "name": partner.name,
+                "region": partner.region,
+                "sector": partner.sector,
+            }
+    for partner_id in last_seen:
+        partners.setdefault(
+            partner_id,
+            {"partner": partner_id, "name": partner_id, "region": UNKNOWN_REGION, "sector": ""},
+        )
+    rows = []
+    for partner_id, row in partners.items():
+        seen = last_seen.get(partner_id)
+        age = None if seen is None else max(0.0, now - seen)
+        rows.append(
+            row
+            | {
+                "last_seen": seen,
+                "age_seconds": age,
+                "stale": age is None or age > stale_after,
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            not r["stale"],
+            -(r["age_seconds"] if r["age_seconds"] is not None else float("inf")),
+            r["partner"],
+        )
+    )
+    return {
+        "stale_after_seconds": stale_after,
+        "partners": rows,
+        "stale": sum(1 for r in rows if r["stale"]),
+        "total": len(rows),
+    }
+
+
+def runs_view(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Runs, newest first; ``awaiting`` says whether an approval decision is pending."""
+    rows = [
+        {
+            "run_id": r["run_id"],
+            "protocol_id": r["protocol_id"],
+            "protocol_version": r.get("protocol_version"),
+            "state": r["state"],
+            "active": r["state"] in ("awaiting_approval", "solving", "published"),
+            "awaiting": r["state"] == "awaiting_approval",
+            "revision": r.get("revision", 0),
+            "trigger": r.get("trigger", ""),
+            "approvals": list(r.get("approvals", [])),
+            "approvals_needed": r.get("approvals_needed", 0),
+            "detail": r.get("detail", ""),
+            "at": r.get("at"),
+        }
+        for r in runs
+    ]
+    rows.sort(key=lambda r: str(r["at"]), reverse=True)
+    return rows
+
+
+def decisions_view(
+    decisions: Iterable[Mapping[str, Any]], orders: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Decisions, newest first, each with its orders (all revisions) and their states."""
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for order in orders:
+        by_run.setdefault(str(order.get("run_id")), []).append(_order_row(order))
+    rows = []
+    for d in decisions:
+        run_orders = sorted(
+            by_run.get(str(d["run_id"]), []),
+            key=lambda o: (-int(o["revision"] or 0), o["order_id"]),
+        )
+        states: dict[str, int] = {}
+        for o in run_orders:
+            if o["revision"] == d["revision"]:
+                states[o["state"]] = states.get(o["state"], 0) + 1
+        rows.append(
+            {
+                "run_id": d["run_id"],
+                "revision": d["revision"],
+                "protocol_id": d["protocol_id"],
+                "kind": d.get("kind", ""),
+                "status": d.get("status", ""),
+                "proven_optimal": d.get("proven_optimal", False),
+                "explanation": d.get("explanation", ""),
+                "unmet_by_tier": d.get("unmet_by_tier", {}),
+                "requested_by_tier": d.get("requested_by_tier", {}),
+                "orders_count": d.get("orders", len(run_orders)),
+                "order_states": states,
+                "orders": run_orders,
+                "at": d.get("at"),
+            }
+        )
+    rows.sort(key=lambda r: str(r["at"]), reverse=True)
+    return rows
+
+
+def _order_row(order: Mapping[str, Any]) -> dict[str, Any]:
+    payload: Mapping[str, Any] = order.get("order") or {}
+    return {
+        "order_id": order["order_id"],
+        "revision": order.get("revision"),
+        "kind": order.get("kind"),
+        "responder": order.get("responder"),
+        "recipients": sorted(order.get("recipients", [])),
+        "state": order.get("state", "pending"),
+        "reason": order.get("reason", ""),
+        "summary": order_summary(order.get("kind"), payload),
+        "respond_by": order.get("respond_by"),
+    }
+
+
+def order_summary(kind: Any, payload: Mapping[str, Any]) -> str:
+    """One readable line for an order payload (transfer, capacity, purchase)."""
+    quantity = payload.get("quantity")
+    amount = f"{quantity:g}" if isinstance(quantity, int | float) else str(quantity or "")
+    unit = payload.get("unit", "")
+    if kind == "transfer":
+        return (
+            f"{amount} {unit} {payload.get('material_id', '')} "
+            f"{payload.get('from_partner', '?')} -> {payload.get('to_partner', '?')}"
+        ).replace("  ", " ")
+    parts = [f"{k}={v}" for k, v in sorted(payload.items()) if not isinstance(v, dict | list)]
+    return ", ".join(parts[:6])
+
+
+def summary_view(
+    board: Mapping[str, Any], freshness: Mapping[str, Any], runs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Headline figures for the page header and ``verbund status``."""
+    return {
+        "open_shortages": board["open"],
+        "critical": board["totals"].get("critical", 0),
+        "stale_partners": freshness["stale"],
+        "partners": freshness["total"],
+        "active_runs": sum(1 for r in runs if r["active"]),
+        "awaiting_approval": sum(1 for r in runs if r["awaiting"]),
+    }
