@@ -20,7 +20,6 @@ from protocols.run import RunResult
 from protocols.status import SolveStatus
 from schemas.coordination import (
     DecisionPublished,
-    OrderIssued,
     OrderState,
     OrderUpdated,
     RunState,
@@ -193,23 +192,28 @@ class Coordinator:
         orders = decision.orders() if usable else []
         respond_by = now + run.protocol.response_hours * 3600
         messages: list[Publish] = []
+        respond_by_iso, now_iso = _dt(respond_by).isoformat(), _dt(now).isoformat()
         for order in orders:
             tracked = _track(run, order, respond_by)
             run.orders[tracked.order_id] = tracked
             self.order_index[tracked.order_id] = run.run_id
             for recipient in (tracked.responder, *tracked.informed):
-                issued = OrderIssued(
-                    order_id=tracked.order_id,
-                    run_id=run.run_id,
-                    revision=run.revision,
-                    recipient=recipient,
-                    must_answer=recipient == tracked.responder,
-                    kind=tracked.kind,  # type: ignore[arg-type]
-                    order=tracked.payload,
-                    respond_by=_dt(respond_by),
-                    at=_dt(now),
+                # the OrderIssued contract, serialised directly: thousands per decision
+                issued = {
+                    "type": "OrderIssued",
+                    "order_id": tracked.order_id,
+                    "run_id": run.run_id,
+                    "revision": run.revision,
+                    "recipient": recipient,
+                    "must_answer": recipient == tracked.responder,
+                    "kind": tracked.kind,
+                    "order": tracked.payload,
+                    "respond_by": respond_by_iso,
+                    "at": now_iso,
+                }
+                messages.append(
+                    Publish(PARTNER_ORDERS.name, recipient.encode(), orjson.dumps(issued))
                 )
-                messages.append(_publish(PARTNER_ORDERS.name, recipient, issued))
         recipients = sorted({p for o in orders for p in o.partners()})
         summary = DecisionPublished(
             run_id=run.run_id,

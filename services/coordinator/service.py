@@ -25,7 +25,13 @@ from schemas.events import OrderAcknowledged
 from schemas.protocol import Protocol
 from services.common.kafka import durable_producer, stop_client
 from services.common.logging import get_logger
-from services.common.topics import ALERTS, COMMANDS, LEDGER_CHANGELOG, PARTNER_EVENTS
+from services.common.topics import (
+    ALERTS,
+    COMMANDS,
+    LEDGER_CHANGELOG,
+    PARTNER_EVENTS,
+    PARTNER_ORDERS,
+)
 from services.coordinator import metrics
 from services.coordinator.core import Coordinator, Publish, Run
 from services.coordinator.replica import AllianceReplica
@@ -261,7 +267,10 @@ class CoordinatorService:
             seconds = time.perf_counter() - started
         finally:
             self._solving.discard(run_id)
-        await self._publish(messages)
+        # the decision summary and run state first (operators, dashboards), then the orders
+        first = [m for m in messages if m.topic != PARTNER_ORDERS.name]
+        await self._publish(first)
+        await self._publish([m for m in messages if m.topic == PARTNER_ORDERS.name])
         metrics.SOLVE_SECONDS.labels(protocol.id).observe(seconds)
         metrics.RUNS.labels(protocol.id, run.state.value).inc()
         if run.decision is not None and run.state is not RunState.FAILED:

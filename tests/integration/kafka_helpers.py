@@ -120,7 +120,7 @@ class TopicCollector:
     async def _run(self) -> None:
         assert self._consumer is not None
         while True:
-            batches = await self._consumer.getmany(timeout_ms=200)
+            batches = await self._consumer.getmany(timeout_ms=50)
             for records in batches.values():
                 self.records.extend(records)
 
@@ -151,7 +151,7 @@ class TopicCollector:
                     f"{self.topic}: expected {count} matching records within {timeout}s, "
                     f"found {len(found)}"
                 )
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
         if self._task is not None:
