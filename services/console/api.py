@@ -2,7 +2,9 @@
 
 ``GET  /``                               the page (static HTML, JS and CSS, no build step)
 ``GET  /v1/session``                     who the bearer token belongs to, and what it may do
-``GET  /v1/board|freshness|runs|decisions|summary``  the views as JSON
+``GET  /v1/board|aggregates|freshness|runs|decisions|summary``  the views as JSON, each for
+                                         the roles of ``views.VIEWS_BY_ROLE`` (403 otherwise)
+``GET  /v1/mine``                        a partner's own data and orders (partners only)
 ``GET  /v1/events/stream``               server-sent events: ``views`` with every view on change
 ``POST /v1/runs/{id}/approve|reject``    forwarded to the coordinator with the caller's token
 ``GET  /healthz``, ``GET /metrics``
@@ -31,11 +33,13 @@ from services.common.logging import get_logger
 from services.console import metrics
 from services.console.auth import Principal, Unauthenticated, authenticate
 from services.console.service import ConsoleService
+from services.console.views import views_for_role
 from services.gateway.tokens import TokenStore
 
 STATIC_DIR = Path(__file__).parent / "static"
 SERVICE_KEY = web.AppKey("service", ConsoleService)
 TOKENS_KEY = web.AppKey("tokens", TokenStore)
+ROLE_TOKENS_KEY = web.AppKey("role_tokens", dict[str, TokenStore])
 COORDINATOR_KEY = web.AppKey("coordinator_url", str)
 HTTP_KEY = web.AppKey("http", aiohttp.ClientSession)
 STREAM_KEY = web.AppKey("stream", dict[str, float])
@@ -55,7 +59,11 @@ def _error(status: int, reason: str, message: str) -> web.Response:
 def principal_of(request: web.Request, permission: str = "view") -> Principal:
     """The caller, allowed ``permission``; 401 without a valid token, 403 without the right."""
     try:
-        principal = authenticate(request.headers.get("Authorization"), request.app[TOKENS_KEY])
+        principal = authenticate(
+            request.headers.get("Authorization"),
+            request.app[TOKENS_KEY],
+            request.app[ROLE_TOKENS_KEY],
+        )
     except Unauthenticated as exc:
         raise web.HTTPUnauthorized(
             body=orjson.dumps({"status": 401, "reason": "unauthenticated", "message": str(exc)}),
@@ -72,10 +80,21 @@ def principal_of(request: web.Request, permission: str = "view") -> Principal:
     return principal
 
 
-def _view(build: Callable[[ConsoleService], Any]) -> Callable[[web.Request], Awaitable[Any]]:
+def _forbidden(message: str) -> web.HTTPForbidden:
+    return web.HTTPForbidden(
+        body=orjson.dumps({"status": 403, "reason": "forbidden", "message": message}),
+        content_type="application/json",
+    )
+
+
+def _view(name: str) -> Callable[[web.Request], Awaitable[Any]]:
+    """A JSON view, for the roles that may see it (need-to-know, ``views.VIEWS_BY_ROLE``)."""
+
     async def handler(request: web.Request) -> web.Response:
-        principal_of(request)
-        return _json(build(request.app[SERVICE_KEY]))
+        principal = principal_of(request)
+        if name not in views_for_role(principal.role):
+            raise _forbidden(f"{name} not allowed")
+        return _json(request.app[SERVICE_KEY].view(name, principal.role, principal.name))
 
     return handler
 
@@ -87,7 +106,7 @@ async def session(request: web.Request) -> web.Response:
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: every view at once whenever something changed (at most about four
     times a second), and at least every ``keepalive`` seconds so freshness ages move."""
-    principal_of(request)
+    principal = principal_of(request)
     service = request.app[SERVICE_KEY]
     options = request.app[STREAM_KEY]
     response = web.StreamResponse(
@@ -103,7 +122,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         version = -1
         while True:
             version = service.version
-            payload = orjson.dumps(service.all_views())
+            payload = orjson.dumps(service.views_for(principal.role, principal.name))
             await response.write(b"event: views\ndata: " + payload + b"\n\n")
             await service.changed(version, options["keepalive"])
             await asyncio.sleep(options["throttle"])
@@ -165,10 +184,12 @@ def create_app(
     coordinator_url: str,
     keepalive: float = 5.0,
     throttle: float = 0.25,
+    role_tokens: dict[str, TokenStore] | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[SERVICE_KEY] = service
     app[TOKENS_KEY] = tokens
+    app[ROLE_TOKENS_KEY] = dict(role_tokens or {})
     app[COORDINATOR_KEY] = coordinator_url
     app[STREAM_KEY] = {"keepalive": keepalive, "throttle": throttle}
 
@@ -185,11 +206,11 @@ def create_app(
             web.get("/healthz", health),
             web.get("/metrics", prometheus),
             web.get("/v1/session", session),
-            web.get("/v1/board", _view(lambda s: s.board())),
-            web.get("/v1/freshness", _view(lambda s: s.freshness())),
-            web.get("/v1/runs", _view(lambda s: s.runs())),
-            web.get("/v1/decisions", _view(lambda s: s.decisions())),
-            web.get("/v1/summary", _view(lambda s: s.all_views()["summary"])),
+            *(
+                web.get(f"/v1/{name}", _view(name))
+                for name in ("board", "aggregates", "freshness", "runs", "decisions", "summary")
+            ),
+            web.get("/v1/mine", _view("mine")),
             web.get("/v1/events/stream", stream),
             web.post(r"/v1/runs/{run_id}/{action:approve|reject}", forward),
             web.static("/static", STATIC_DIR, append_version=False),

@@ -7,13 +7,21 @@ the API only ever asks :meth:`Principal.may`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.gateway.tokens import TokenStore, hash_token
 
 COORDINATOR = "coordinator"
+OPERATOR = "operator"
+AUDITOR = "auditor"
+PARTNER = "partner"
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     COORDINATOR: frozenset({"view", "approve"}),
+    OPERATOR: frozenset({"view"}),
+    AUDITOR: frozenset({"view"}),
+    # a partner's view is its own data only (services.console.views.VIEWS_BY_ROLE)
+    PARTNER: frozenset({"view"}),
 }
 
 
@@ -41,12 +49,21 @@ def bearer_token(header: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def authenticate(header: str | None, coordinators: TokenStore) -> Principal:
-    """The principal behind an ``Authorization: Bearer ...`` header, or :class:`Unauthenticated`."""
+def authenticate(
+    header: str | None,
+    coordinators: TokenStore,
+    others: Mapping[str, TokenStore] | None = None,
+) -> Principal:
+    """The principal behind an ``Authorization: Bearer ...`` header, or :class:`Unauthenticated`.
+
+    ``others`` maps further roles (operator, partner, ...) to their token stores; for partners
+    the principal's name is the partner id (the gateway's tokens file)."""
     token = bearer_token(header)
     if token is None:
         raise Unauthenticated("bearer token required")
-    name = coordinators.partner_for(token)
-    if name is None:
-        raise Unauthenticated("unknown token")
-    return Principal(name, COORDINATOR, hash_token(token).split(":", 1)[-1][:12])
+    stores = [(COORDINATOR, coordinators), *(others or {}).items()]
+    for role, store in stores:
+        name = store.partner_for(token)
+        if name is not None:
+            return Principal(name, role, hash_token(token).split(":", 1)[-1][:12])
+    raise Unauthenticated("unknown token")

@@ -10,6 +10,7 @@ from schemas.alliance import load_alliance
 from services.common.kafka import ensure_topics
 from services.common.logging import configure_logging, get_logger
 from services.console.api import create_app
+from services.console.auth import OPERATOR, PARTNER
 from services.console.service import ConsoleService
 from services.console.settings import ConsoleSettings
 from services.gateway.tokens import TokenStore
@@ -39,9 +40,23 @@ async def run_console(settings: ConsoleSettings) -> None:
         log.warning("alliance_missing", hint="set VERBUND_ALLIANCE_FILE to show regions")
     tokens = load_tokens(settings)
     await ensure_topics(bootstrap)
-    service = ConsoleService(bootstrap, alliance, settings.console_stale_after_seconds)
+    service = ConsoleService(
+        bootstrap,
+        alliance,
+        settings.console_stale_after_seconds,
+        min_partners=settings.aggregate_min_partners,
+    )
     await service.start()
-    runner = web.AppRunner(create_app(service, tokens, settings.coordinator_url), access_log=None)
+    role_tokens = {
+        role: TokenStore.load(path) if path.exists() else TokenStore(path=path)
+        for role, path in (
+            (OPERATOR, settings.console_operator_tokens_file),
+            (PARTNER, settings.gateway_tokens_file),
+        )
+        if path is not None
+    }
+    app = create_app(service, tokens, settings.coordinator_url, role_tokens=role_tokens)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.console_host, settings.console_port, shutdown_timeout=1.0)
     await site.start()

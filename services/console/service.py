@@ -25,12 +25,18 @@ from services.common.logging import get_logger
 from services.common.topics import ALERTS, DECISIONS, LEDGER_CHANGELOG, PARTNER_ORDERS, RUNS
 from services.console import metrics
 from services.console.views import (
+    ORDER_DETAIL_ROLES,
+    PARTNER,
     OpsState,
+    aggregates_view,
     board_view,
+    contributions,
     decisions_view,
     freshness_view,
+    partner_view,
     runs_view,
     summary_view,
+    views_for_role,
 )
 from services.coordinator.replica import AllianceReplica
 
@@ -46,8 +52,10 @@ class ConsoleService:
         alliance: Alliance | None,
         stale_after: float,
         clock: Callable[[], float] = time.time,
+        min_partners: int = 3,
     ) -> None:
         self.bootstrap = bootstrap
+        self.min_partners = min_partners
         self.alliance = alliance
         self.stale_after = stale_after
         self.clock = clock
@@ -165,18 +173,61 @@ class ConsoleService:
     def runs(self) -> list[dict[str, Any]]:
         return runs_view(list(self.ops.runs.values()))
 
-    def decisions(self) -> list[dict[str, Any]]:
-        return decisions_view(list(self.ops.decisions.values()), list(self.ops.orders.values()))
+    def decisions(self, with_orders: bool = True) -> list[dict[str, Any]]:
+        return decisions_view(
+            list(self.ops.decisions.values()), list(self.ops.orders.values()), with_orders
+        )
 
-    def all_views(self) -> dict[str, Any]:
-        board, freshness, runs = self.board(), self.freshness(), self.runs()
-        return {
+    def aggregates(self) -> dict[str, Any]:
+        items = contributions(
+            list(self.replica.states.values()), list(self.ops.shortages.values()), self.alliance
+        )
+        return aggregates_view(items, self.min_partners)
+
+    def mine(self, partner_id: str) -> dict[str, Any]:
+        return partner_view(
+            partner_id,
+            list(self.replica.states.values()),
+            list(self.ops.shortages.values()),
+            list(self.ops.orders.values()),
+            self.alliance,
+        )
+
+    def view(self, name: str, role: str, principal: str) -> Any:
+        """One named view as ``role`` may see it (callers check :func:`views_for_role`)."""
+        if name == "mine":
+            return self.mine(principal)
+        if name == "decisions":
+            return self.decisions(with_orders=role in ORDER_DETAIL_ROLES)
+        if name == "summary":
+            return summary_view(self.board(), self.freshness(), self.runs())
+        builders: dict[str, Callable[[], Any]] = {
+            "board": self.board,
+            "aggregates": self.aggregates,
+            "freshness": self.freshness,
+            "runs": self.runs,
+        }
+        return builders[name]()
+
+    def views_for(self, role: str, principal: str) -> dict[str, Any]:
+        """Every view ``role`` may see, for the live page (partners: only their own)."""
+        names = views_for_role(role)
+        result: dict[str, Any] = {
             "version": self.version,
             "generated_at": self.clock(),
             "alliance": self.alliance.name if self.alliance else None,
-            "summary": summary_view(board, freshness, runs),
-            "board": board,
-            "freshness": freshness,
-            "runs": runs,
-            "decisions": self.decisions(),
+            "role": role,
         }
+        if role != PARTNER:
+            board, freshness, runs = self.board(), self.freshness(), self.runs()
+            cache = {"board": board, "freshness": freshness, "runs": runs}
+            cache["summary"] = summary_view(board, freshness, runs)
+            for name in names:
+                result[name] = cache[name] if name in cache else self.view(name, role, principal)
+        else:
+            result["mine"] = self.mine(principal)
+        return result
+
+    def all_views(self) -> dict[str, Any]:
+        """Every view, as a coordinator sees them."""
+        return self.views_for("coordinator", "")

@@ -29,6 +29,21 @@ class ConsoleSettings(ServiceSettings):
         "(the VerbundPartnerSilent alert uses the same 6 hours).",
     )
 
+    gateway_tokens_file: Path | None = Field(
+        default=None,
+        description="Partner bearer tokens (the gateway's file); a partner signs in to the "
+        "console with its gateway token and sees only its own data.",
+    )
+    console_operator_tokens_file: Path | None = Field(
+        default=None, description="Operator bearer tokens {name: [sha256:...]}."
+    )
+    aggregate_min_partners: int = Field(
+        default=3,
+        ge=2,
+        description="k: alliance-wide figures are shown only over at least k partners "
+        "(services/common/aggregates.py).",
+    )
+
     def tokens_path(self) -> Path:
         return self.coordinator_tokens_file or self.data_dir / "coordinator-tokens.yaml"
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from schemas.alliance import Alliance
 from schemas.common import Severity
+from services.common.aggregates import Contribution, build_tables, table_view
+from services.ledger.state import PartitionState
 
 ShortageKey = tuple[str, str, str]  # partner, site, material
 UNKNOWN_REGION = "unknown"
@@ -247,9 +249,12 @@ def runs_view(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def decisions_view(
-    decisions: Iterable[Mapping[str, Any]], orders: Iterable[Mapping[str, Any]]
+    decisions: Iterable[Mapping[str, Any]],
+    orders: Iterable[Mapping[str, Any]],
+    with_orders: bool = True,
 ) -> list[dict[str, Any]]:
-    """Decisions, newest first, each with its orders (all revisions) and their states."""
+    """Decisions, newest first, each with its orders (all revisions) and their states;
+    without ``with_orders`` only the counts by state (no partner, no quantity)."""
     by_run: dict[str, list[dict[str, Any]]] = {}
     for order in orders:
         by_run.setdefault(str(order.get("run_id")), []).append(_order_row(order))
@@ -276,7 +281,7 @@ def decisions_view(
                 "requested_by_tier": d.get("requested_by_tier", {}),
                 "orders_count": d.get("orders", len(run_orders)),
                 "order_states": states,
-                "orders": run_orders,
+                "orders": run_orders if with_orders else [],
                 "at": d.get("at"),
             }
         )
@@ -325,3 +330,198 @@ def summary_view(
         "active_runs": sum(1 for r in runs if r["active"]),
         "awaiting_approval": sum(1 for r in runs if r["awaiting"]),
     }
+
+
+# -- need-to-know: who sees which view -------------------------------------------------------
+OPERATOR, COORDINATOR, AUDITOR, PARTNER = "operator", "coordinator", "auditor", "partner"
+VIEWS_BY_ROLE: dict[str, tuple[str, ...]] = {
+    # the neutral office: what a protocol run needs (shortages by partner, orders)
+    COORDINATOR: ("summary", "board", "aggregates", "freshness", "runs", "decisions"),
+    # operations: alliance-wide figures only as k-anonymous aggregates, no per-partner orders
+    OPERATOR: ("summary", "aggregates", "freshness", "runs", "decisions"),
+    AUDITOR: ("summary", "aggregates", "runs", "decisions"),
+    # a partner: its own positions, needs, shortages and the orders that involve it
+    PARTNER: ("mine",),
+}
+# roles that see the per-partner orders of a decision (others: counts by state only)
+ORDER_DETAIL_ROLES = frozenset({COORDINATOR})
+AGGREGATE_MEASURES = ("need", "surplus", "partners_in_shortage")
+
+
+def views_for_role(role: str) -> tuple[str, ...]:
+    return VIEWS_BY_ROLE.get(role, ())
+
+
+def contributions(
+    states: Iterable[PartitionState],
+    shortages: Iterable[Mapping[str, Any]],
+    alliance: Alliance | None,
+) -> list[Contribution]:
+    """Each partner's need, surplus and shortage flag per material and unit, with its region
+    and sector: the input of the k-anonymous aggregates (never shown as such)."""
+    figures: dict[tuple[str, str, str], dict[str, float]] = {}
+
+    def entry(partner: str, material: str, unit: str) -> dict[str, float]:
+        return figures.setdefault(
+            (partner, material, unit), {"need": 0.0, "surplus": 0.0, "partners_in_shortage": 0.0}
+        )
+
+    for state in states:
+        for (partner, _site, material), record in state.positions.items():
+            entry(partner, material, record.unit)["surplus"] += record.surplus
+        for (partner, _need_id), need in state.needs.items():
+            entry(partner, need.material_id, need.unit)["need"] += need.quantity
+    for alert in shortages:
+        row = entry(str(alert["partner_id"]), str(alert["material_id"]), str(alert["unit"]))
+        row["partners_in_shortage"] = 1.0
+    result = []
+    for (partner, material, unit), measures in sorted(figures.items()):
+        known = alliance.partner(partner) if alliance is not None else None
+        region = known.region if known is not None else UNKNOWN_REGION
+        sector = known.sector if known is not None else UNKNOWN_REGION
+        result.append(Contribution(partner, material, unit, region, sector, measures))
+    return result
+
+
+def aggregates_view(items: Iterable[Contribution], k: int) -> dict[str, Any]:
+    """Material x region / sector figures over at least ``k`` partners, suppressed (null)
+    where fewer partners stand behind a figure or where it could be computed by
+    differencing (services.common.aggregates). Never a partner id or a partner's figure."""
+    tables = build_tables(items, k)
+    return {
+        "min_partners": k,
+        "measures": list(AGGREGATE_MEASURES),
+        "materials": [table_view(t, AGGREGATE_MEASURES) for t in tables],
+    }
+
+
+def partner_view(
+    partner_id: str,
+    states: Iterable[PartitionState],
+    shortages: Iterable[Mapping[str, Any]],
+    orders: Iterable[Mapping[str, Any]],
+    alliance: Alliance | None,
+) -> dict[str, Any]:
+    """What one partner may see: its own positions, needs and shortages, and the orders that
+    involve it -- for the other party only its name and the quantity, nothing of its stock."""
+    positions: list[dict[str, Any]] = []
+    needs: list[dict[str, Any]] = []
+    last_seen: float | None = None
+    for state in states:
+        for (partner, site, material), record in state.positions.items():
+            if partner == partner_id:
+                positions.append(
+                    {
+                        "site": site,
+                        "material": material,
+                        "unit": record.unit,
+                        "on_hand": record.on_hand,
+                        "safety_stock": record.safety_stock,
+                        "daily_consumption": record.daily_consumption,
+                        "coverage_days": record.coverage_days,
+                        "as_of": record.as_of,
+                    }
+                )
+        for (partner, need_id), need in state.needs.items():
+            if partner == partner_id:
+                needs.append(
+                    {
+                        "need_id": need_id,
+                        "site": need.site_id,
+                        "material": need.material_id,
+                        "unit": need.unit,
+                        "quantity": need.quantity,
+                        "needed_by": need.needed_by,
+                        "criticality": need.criticality,
+                    }
+                )
+        seen = state.last_seen.get(partner_id)
+        if seen is not None and (last_seen is None or seen > last_seen):
+            last_seen = seen
+    own_shortages = [
+        {
+            "site": a["site_id"],
+            "material": a["material_id"],
+            "severity": a["severity"],
+            "causes": list(a.get("causes", [])),
+            "detected_at": a.get("detected_at"),
+        }
+        for a in shortages
+        if a.get("partner_id") == partner_id
+    ]
+    own_orders = [
+        partner_order(partner_id, o, alliance)
+        for o in orders
+        if partner_id in o.get("recipients", [])
+    ]
+    known = alliance.partner(partner_id) if alliance is not None else None
+    return {
+        "partner": partner_id,
+        "name": known.name if known is not None else partner_id,
+        "last_seen": last_seen,
+        "positions": sorted(positions, key=lambda p: (p["material"], p["site"])),
+        "needs": sorted(needs, key=lambda n: (n["material"], n["need_id"])),
+        "shortages": sorted(own_shortages, key=lambda s: (s["material"], s["site"])),
+        "orders": sorted(own_orders, key=lambda o: (str(o["issued_at"]), o["order_id"])),
+    }
+
+
+def _name(alliance: Alliance | None, partner_id: str) -> str:
+    known = alliance.partner(partner_id) if alliance is not None else None
+    return known.name if known is not None else partner_id
+
+
+def partner_order(
+    partner_id: str, order: Mapping[str, Any], alliance: Alliance | None
+) -> dict[str, Any]:
+    """One order as the involved partner sees it: its own side, the other party by name."""
+    payload: Mapping[str, Any] = order.get("order") or {}
+    kind = order.get("kind")
+    row: dict[str, Any] = {
+        "order_id": order["order_id"],
+        "run_id": order.get("run_id"),
+        "revision": order.get("revision"),
+        "kind": kind,
+        "state": order.get("state", "pending"),
+        "must_answer": order.get("responder") == partner_id,
+        "respond_by": order.get("respond_by"),
+        "issued_at": order.get("issued_at"),
+    }
+    if kind == "transfer":
+        giving = payload.get("from_partner") == partner_id
+        other = payload.get("to_partner") if giving else payload.get("from_partner")
+        row |= {
+            "direction": "give" if giving else "receive",
+            "counterparty": _name(alliance, str(other)),
+            "material": payload.get("material_id"),
+            "quantity": payload.get("quantity"),
+            "unit": payload.get("unit"),
+            "site": payload.get("from_site") if giving else payload.get("to_site"),
+            "due": payload.get("due"),
+        }
+    elif kind == "capacity":
+        providing = payload.get("provider_partner") == partner_id
+        other = payload.get("to_partner") if providing else payload.get("provider_partner")
+        row |= {
+            "direction": "provide" if providing else "receive",
+            "counterparty": _name(alliance, str(other)),
+            "capability": payload.get("capability"),
+            "hours": payload.get("hours"),
+            "site": payload.get("provider_site") if providing else payload.get("to_site"),
+            "due": payload.get("due"),
+        }
+    elif kind == "purchase" and payload.get("partner_id") == partner_id:
+        # a pooled purchase: only this participant's own share and saving
+        row |= {
+            key: payload.get(key)
+            for key in (
+                "material_id",
+                "supplier_id",
+                "quantity",
+                "unit_price_pooled",
+                "cost_pooled",
+                "cost_alone",
+                "saving",
+            )
+        }
+    return row

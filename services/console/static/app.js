@@ -174,14 +174,107 @@ function handleEvent(block) {
 }
 
 // -- views ----------------------------------------------------------------------------------
+// Each role gets only the views it may see (need-to-know); a section shows when its view came.
 function render(views) {
   lastViews = views;
   $("alliance").textContent = views.alliance || "";
-  renderSummary(views.summary);
-  renderBoard(views.board);
-  renderRuns(views.runs);
-  renderFreshness(views.freshness);
-  renderDecisions(views.decisions);
+  document.querySelectorAll("section[data-view]").forEach((section) => {
+    section.hidden = !(section.dataset.view in views);
+  });
+  $("summary").hidden = !views.summary;
+  if (views.summary) renderSummary(views.summary);
+  if (views.board) renderBoard(views.board);
+  if (views.aggregates) renderAggregates(views.aggregates);
+  if (views.mine) renderMine(views.mine);
+  if (views.runs) renderRuns(views.runs);
+  if (views.freshness) renderFreshness(views.freshness);
+  if (views.decisions) renderDecisions(views.decisions);
+}
+
+function figureText(value) {
+  return value === null || value === undefined ? "suppressed" : Number(value).toLocaleString();
+}
+
+function renderAggregates(agg) {
+  $("aggregates-note").textContent = "over at least " + agg.min_partners + " partners; smaller figures suppressed";
+  if (!agg.materials.length) {
+    $("aggregates").replaceChildren(el("p", { class: "empty", text: "No data yet." }));
+    return;
+  }
+  const head = el("tr", {}, ["material", "region", "need", "surplus", "partners in shortage"].map((h) => el("th", { text: h })));
+  const rows = [];
+  for (const table of agg.materials) {
+    const lines = [["all regions", table.total], ...Object.entries(table.by_region)];
+    for (const [region, cell] of lines) {
+      rows.push(
+        el(
+          "tr",
+          {
+            "data-material": table.material,
+            "data-region": region,
+            "data-suppressed": cell.suppressed ? "true" : "false",
+            class: cell.suppressed ? "suppressed" : "",
+          },
+          el("td", { text: table.material + " (" + table.unit + ")" }),
+          el("td", { text: region }),
+          el("td", { class: "num", text: figureText(cell.need) }),
+          el("td", { class: "num", text: figureText(cell.surplus) }),
+          el("td", { class: "num", text: figureText(cell.partners_in_shortage) }),
+        ),
+      );
+    }
+  }
+  $("aggregates").replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, rows)));
+}
+
+function renderMine(mine) {
+  $("mine-name").textContent = mine.name;
+  const section = (title, headers, rows, empty) =>
+    el(
+      "div",
+      { class: "mine-part" },
+      el("h3", { text: title }),
+      rows.length
+        ? el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { text: h })))), el("tbody", {}, rows))
+        : el("p", { class: "empty", text: empty }),
+    );
+  const positions = mine.positions.map((p) =>
+    el(
+      "tr",
+      { "data-position": p.material, "data-site": p.site },
+      el("td", { text: p.material }),
+      el("td", { text: p.site }),
+      el("td", { class: "num", text: p.on_hand + " " + p.unit }),
+      el("td", { class: "num", text: p.safety_stock + " " + p.unit }),
+      el("td", { class: "num", text: p.coverage_days === null ? "\u2013" : p.coverage_days.toFixed(1) + " d" }),
+    ),
+  );
+  const needs = mine.needs.map((n) =>
+    el(
+      "tr",
+      { "data-need": n.need_id },
+      el("td", { text: n.material }),
+      el("td", { class: "num", text: n.quantity + " " + n.unit }),
+      el("td", { text: n.needed_by }),
+      el("td", { text: n.criticality }),
+    ),
+  );
+  const orders = mine.orders.map((o) =>
+    el(
+      "tr",
+      { "data-order-id": o.order_id, "data-state": o.state, "data-direction": o.direction || "" },
+      el("td", { text: o.kind }),
+      el("td", { text: o.direction || "" }),
+      el("td", { class: "counterparty", text: o.counterparty || "" }),
+      el("td", { text: (o.quantity ?? o.hours ?? "") + " " + (o.unit || (o.hours !== undefined ? "h" : "")) + " " + (o.material || o.material_id || o.capability || "") }),
+      el("td", {}, stateBadge(o.state), o.must_answer ? el("div", { class: "muted", text: "your answer is required" }) : null),
+    ),
+  );
+  $("mine").replaceChildren(
+    section("Positions", ["material", "site", "on hand", "safety stock", "coverage"], positions, "No positions reported."),
+    section("Needs", ["material", "quantity", "needed by", "criticality"], needs, "No open needs."),
+    section("Orders", ["kind", "direction", "other party", "what", "state"], orders, "No orders involve you."),
+  );
 }
 
 function renderSummary(s) {
