@@ -46,6 +46,7 @@ PROTOCOL = {
     "title": "Reallocation for the latency benchmark",
     "version": 1,
     "owner": "benchmarks",
+    "purpose": "Keep essential supply running in a shortage (test).",
     "last_reviewed": datetime.now(UTC).date().isoformat(),
     "review_interval_days": 365,
     "triggers": [{"type": "manual"}],

@@ -82,7 +82,18 @@ class RunUpdated(Contract):
     protocol_id: str
     protocol_version: int
     protocol_hash: str
-    purpose: str = Field(default="", description="Why the protocol exists (audit).")
+    purpose: str = Field(default="", description="The protocol's declared purpose (audit).")
+    snapshot_hash: str = Field(
+        default="", description="Content hash of the alliance state the run used (once solved)."
+    )
+    data_partners: list[PartnerId] = Field(
+        default_factory=list,
+        description="Partners whose data entered the decision (needs and orders; audit).",
+    )
+    recipients: list[PartnerId] = Field(
+        default_factory=list,
+        description="Partners who received the result (one order copy each; audit).",
+    )
     scope_key: str
     state: RunState
     revision: int = Field(ge=0, description="Decision revision; re-plans increase it.")

@@ -112,6 +112,13 @@ class Protocol(Contract):
     title: str = Field(min_length=1, max_length=200)
     version: int = Field(ge=1)
     owner: str = Field(min_length=1, max_length=120)
+    purpose: str = Field(
+        min_length=10,
+        max_length=500,
+        description="Why the alliance runs this protocol, in one or two sentences: the "
+        "legitimate aim its data use serves (antitrust and GDPR purpose limitation). "
+        "Recorded with every run in the audit log.",
+    )
     description: str = Field(default="", max_length=4000)
     last_reviewed: date
     review_interval_days: int = Field(ge=1, le=1096)

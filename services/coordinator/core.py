@@ -76,6 +76,10 @@ class Run:
     adjustments: Adjustments = field(default_factory=Adjustments)
     decision: Decision | None = None
     detail: str = ""
+    # audit: the data the latest revision used and who saw its result
+    snapshot_hash: str = ""
+    data_partners: list[str] = field(default_factory=list)
+    recipients: list[str] = field(default_factory=list)
 
     @property
     def approvals_needed(self) -> int:
@@ -215,6 +219,9 @@ class Coordinator:
                     Publish(PARTNER_ORDERS.name, recipient.encode(), orjson.dumps(issued))
                 )
         recipients = sorted({p for o in orders for p in o.partners()})
+        run.snapshot_hash = result.record.snapshot_hash
+        run.recipients = recipients
+        run.data_partners = sorted({f.partner_id for f in decision.fulfilment} | set(recipients))
         summary = DecisionPublished(
             run_id=run.run_id,
             revision=run.revision,
@@ -349,7 +356,10 @@ class Coordinator:
             protocol_id=run.protocol.id,
             protocol_version=run.protocol.version,
             protocol_hash=run.protocol_hash,
-            purpose=run.protocol.description[:500],
+            purpose=run.protocol.purpose,
+            snapshot_hash=run.snapshot_hash,
+            data_partners=run.data_partners,
+            recipients=run.recipients,
             scope_key=run.scope_key,
             state=run.state,
             revision=run.revision,

@@ -63,6 +63,7 @@ def protocol(protocol_id: str, material: str) -> dict[str, Any]:
         "title": f"Reallocation of {material} (one coordinator approves)",
         "version": 1,
         "owner": "tests",
+        "purpose": "Keep essential supply running in a shortage (test).",
         "description": "Hospitals in shortage get stock from partners with surplus.",
         "last_reviewed": datetime.now(UTC).date().isoformat(),
         "review_interval_days": 90,

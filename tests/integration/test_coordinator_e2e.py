@@ -38,6 +38,7 @@ PROTOCOL = {
     "title": "E2E reallocation of saline",
     "version": 1,
     "owner": "tests",
+    "purpose": "Keep essential supply running in a shortage (test).",
     "description": "Hospitals in shortage get saline from partners with surplus.",
     "last_reviewed": NOW.date().isoformat(),
     "review_interval_days": 90,

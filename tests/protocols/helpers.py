@@ -19,6 +19,7 @@ def protocol(kind: str = "material_reallocation", **params: Any) -> Protocol:
             "title": "test",
             "version": 1,
             "owner": "tests",
+            "purpose": "Keep essential supply running in a shortage (test).",
             "last_reviewed": "2026-01-01",
             "review_interval_days": 365,
             "triggers": [{"type": "manual"}],
