@@ -35,6 +35,14 @@ class ServiceSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     alliance_file: Path | None = None
     data_dir: Path = Path("var")
+    credentials_file: Path | None = Field(
+        default=None,
+        description="Principals, roles and hashed tokens (services/common/identity.py); "
+        "default $VERBUND_DATA_DIR/credentials.yaml.",
+    )
+
+    def credentials_path(self) -> Path:
+        return self.credentials_file or self.data_dir / "credentials.yaml"
 
     def require_bootstrap(self) -> str:
         if not self.kafka_bootstrap:

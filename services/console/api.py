@@ -29,23 +29,55 @@ from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from services.common.access import (
+    AccessControl,
+    LazyKafkaSend,
+    Policy,
+    RefusalPublisher,
+    RouteKey,
+    allow,
+    install_access,
+    not_found,
+    principal_of,
+    public,
+)
+from services.common.identity import ROLES, IdentityStore, Role
 from services.common.logging import get_logger
+from services.common.tokens import TokenStore
 from services.console import metrics
-from services.console.auth import Principal, Unauthenticated, authenticate
+from services.console.auth import legacy_identities
 from services.console.service import ConsoleService
 from services.console.views import views_for_role
-from services.gateway.tokens import TokenStore
 
 STATIC_DIR = Path(__file__).parent / "static"
 SERVICE_KEY = web.AppKey("service", ConsoleService)
-TOKENS_KEY = web.AppKey("tokens", TokenStore)
-ROLE_TOKENS_KEY = web.AppKey("role_tokens", dict[str, TokenStore])
 COORDINATOR_KEY = web.AppKey("coordinator_url", str)
 HTTP_KEY = web.AppKey("http", aiohttp.ClientSession)
 STREAM_KEY = web.AppKey("stream", dict[str, float])
 RUN_ID = re.compile(r"^run-[0-9a-f]{12}$")
+VIEW_NAMES = ("board", "aggregates", "freshness", "runs", "decisions", "summary", "mine")
+SERVICE = "console"
 
 log = get_logger("console")
+
+
+def _view_roles(name: str) -> tuple[Role, ...]:
+    return tuple(role for role in ROLES if name in views_for_role(role))
+
+
+# Who may call what (services/common/access.py); the views' roles come from
+# views.VIEWS_BY_ROLE (need-to-know), and the access-matrix test checks every route is here.
+ROUTE_POLICIES: dict[RouteKey, Policy] = {
+    ("GET", "/"): public("page"),
+    ("GET", "/static"): public("static"),
+    ("GET", "/healthz"): public("health"),
+    ("GET", "/metrics"): public("metrics"),
+    ("GET", "/v1/session"): allow("session", *ROLES),
+    **{("GET", f"/v1/{name}"): allow(f"view_{name}", *_view_roles(name)) for name in VIEW_NAMES},
+    # each role's stream carries only that role's views (ConsoleService.views_for)
+    ("GET", "/v1/events/stream"): allow("stream", *ROLES),
+    ("POST", "/v1/runs/{run_id}/{action}"): allow("decide_run", Role.COORDINATOR),
+}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -56,44 +88,11 @@ def _error(status: int, reason: str, message: str) -> web.Response:
     return _json({"status": status, "reason": reason, "message": message}, status)
 
 
-def principal_of(request: web.Request, permission: str = "view") -> Principal:
-    """The caller, allowed ``permission``; 401 without a valid token, 403 without the right."""
-    try:
-        principal = authenticate(
-            request.headers.get("Authorization"),
-            request.app[TOKENS_KEY],
-            request.app[ROLE_TOKENS_KEY],
-        )
-    except Unauthenticated as exc:
-        raise web.HTTPUnauthorized(
-            body=orjson.dumps({"status": 401, "reason": "unauthenticated", "message": str(exc)}),
-            content_type="application/json",
-            headers={"WWW-Authenticate": 'Bearer realm="verbund-console"'},
-        ) from exc
-    if not principal.may(permission):
-        raise web.HTTPForbidden(
-            body=orjson.dumps(
-                {"status": 403, "reason": "forbidden", "message": f"{permission} not allowed"}
-            ),
-            content_type="application/json",
-        )
-    return principal
-
-
-def _forbidden(message: str) -> web.HTTPForbidden:
-    return web.HTTPForbidden(
-        body=orjson.dumps({"status": 403, "reason": "forbidden", "message": message}),
-        content_type="application/json",
-    )
-
-
 def _view(name: str) -> Callable[[web.Request], Awaitable[Any]]:
     """A JSON view, for the roles that may see it (need-to-know, ``views.VIEWS_BY_ROLE``)."""
 
     async def handler(request: web.Request) -> web.Response:
-        principal = principal_of(request)
-        if name not in views_for_role(principal.role):
-            raise _forbidden(f"{name} not allowed")
+        principal = principal_of(request)  # role checked by ROUTE_POLICIES
         return _json(request.app[SERVICE_KEY].view(name, principal.role, principal.name))
 
     return handler
@@ -137,10 +136,9 @@ async def forward(request: web.Request) -> web.Response:
     """Approve or reject a run: the coordinator decides, with the caller's own token (so its
     four-eyes rule sees the real principal)."""
     action = request.match_info["action"]
-    principal_of(request, "approve")
     run_id = request.match_info["run_id"]
     if not RUN_ID.match(run_id):
-        return _error(404, "not_found", "no such run")
+        return not_found(request)
     body = await request.read() if request.can_read_body else b"{}"
     url = f"{request.app[COORDINATOR_KEY].rstrip('/')}/v1/runs/{run_id}/{action}"
     try:
@@ -180,24 +178,38 @@ async def prometheus(request: web.Request) -> web.Response:
 
 def create_app(
     service: ConsoleService,
-    tokens: TokenStore,
+    identities: IdentityStore | TokenStore,
     coordinator_url: str,
     keepalive: float = 5.0,
     throttle: float = 0.25,
     role_tokens: dict[str, TokenStore] | None = None,
+    refusals: RefusalPublisher | None = None,
 ) -> web.Application:
+    """The console app. ``identities``: the identity store, or (older callers) the legacy
+    coordinator tokens plus ``role_tokens`` {role: tokens}. Refusals are published on the
+    service's broker unless ``refusals`` is given."""
+    if isinstance(identities, TokenStore):
+        identities = legacy_identities(identities, role_tokens)
     app = web.Application(client_max_size=64 * 1024)
     app[SERVICE_KEY] = service
-    app[TOKENS_KEY] = tokens
-    app[ROLE_TOKENS_KEY] = dict(role_tokens or {})
     app[COORDINATOR_KEY] = coordinator_url
     app[STREAM_KEY] = {"keepalive": keepalive, "throttle": throttle}
+    lazy_send = LazyKafkaSend(service.bootstrap) if refusals is None else None
+    install_access(
+        app,
+        AccessControl(
+            SERVICE, ROUTE_POLICIES, identities, refusals or RefusalPublisher(SERVICE, lazy_send)
+        ),
+    )
 
     async def http_client(app: web.Application) -> Any:
         app[HTTP_KEY] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         yield
         with contextlib.suppress(Exception):
             await app[HTTP_KEY].close()
+        if lazy_send is not None:
+            with contextlib.suppress(Exception):
+                await lazy_send.close()
 
     app.cleanup_ctx.append(http_client)
     app.add_routes(
@@ -206,11 +218,7 @@ def create_app(
             web.get("/healthz", health),
             web.get("/metrics", prometheus),
             web.get("/v1/session", session),
-            *(
-                web.get(f"/v1/{name}", _view(name))
-                for name in ("board", "aggregates", "freshness", "runs", "decisions", "summary")
-            ),
-            web.get("/v1/mine", _view("mine")),
+            *(web.get(f"/v1/{name}", _view(name)) for name in VIEW_NAMES),
             web.get("/v1/events/stream", stream),
             web.post(r"/v1/runs/{run_id}/{action:approve|reject}", forward),
             web.static("/static", STATIC_DIR, append_version=False),

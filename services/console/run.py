@@ -7,28 +7,24 @@ import asyncio
 from aiohttp import web
 
 from schemas.alliance import load_alliance
+from services.common.identity import Role, build_identities
 from services.common.kafka import ensure_topics
 from services.common.logging import configure_logging, get_logger
 from services.console.api import create_app
-from services.console.auth import OPERATOR, PARTNER
 from services.console.service import ConsoleService
 from services.console.settings import ConsoleSettings
-from services.gateway.tokens import TokenStore
 
 
-def load_tokens(settings: ConsoleSettings) -> TokenStore:
-    """The coordinator tokens; a missing file is not fatal (the console is read-mostly and
-    runs in ``verbund up`` before anyone issued a token) but nobody can log in until it
-    exists. A malformed file fails fast."""
-    path = settings.tokens_path()
-    if path.exists():
-        return TokenStore.load(path)
-    get_logger("console").warning(
-        "coordinator_tokens_missing",
-        path=str(path),
-        hint="issue one with `verbund access issue NAME --tokens-file PATH`",
-    )
-    return TokenStore(path=path)
+def warn_if_nobody_can_log_in(settings: ConsoleSettings) -> None:
+    """A missing credentials/tokens file is not fatal (the console is read-mostly and runs in
+    ``verbund up`` before anyone issued a token; files are picked up when they appear), but
+    nobody can log in until one exists. A malformed file fails fast (build_identities)."""
+    if not settings.credentials_path().exists() and not settings.tokens_path().exists():
+        get_logger("console").warning(
+            "credentials_missing",
+            path=str(settings.credentials_path()),
+            hint="issue one with `verbund access issue NAME --role coordinator`",
+        )
 
 
 async def run_console(settings: ConsoleSettings) -> None:
@@ -38,7 +34,7 @@ async def run_console(settings: ConsoleSettings) -> None:
     alliance = load_alliance(settings.alliance_file) if settings.alliance_file else None
     if alliance is None:
         log.warning("alliance_missing", hint="set VERBUND_ALLIANCE_FILE to show regions")
-    tokens = load_tokens(settings)
+    warn_if_nobody_can_log_in(settings)
     await ensure_topics(bootstrap)
     service = ConsoleService(
         bootstrap,
@@ -47,15 +43,15 @@ async def run_console(settings: ConsoleSettings) -> None:
         min_partners=settings.aggregate_min_partners,
     )
     await service.start()
-    role_tokens = {
-        role: TokenStore.load(path) if path.exists() else TokenStore(path=path)
-        for role, path in (
-            (OPERATOR, settings.console_operator_tokens_file),
-            (PARTNER, settings.gateway_tokens_file),
-        )
-        if path is not None
-    }
-    app = create_app(service, tokens, settings.coordinator_url, role_tokens=role_tokens)
+    identities = build_identities(
+        settings.credentials_path(),
+        [
+            (settings.tokens_path(), Role.COORDINATOR),
+            (settings.console_operator_tokens_file, Role.OPERATOR),
+            (settings.gateway_tokens_file, Role.PARTNER),
+        ],
+    )
+    app = create_app(service, identities, settings.coordinator_url)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.console_host, settings.console_port, shutdown_timeout=1.0)

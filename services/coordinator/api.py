@@ -5,6 +5,8 @@
 ``GET  /v1/runs``, ``GET /v1/runs/{id}`` runs, and one run with its decision and orders
 ``POST /v1/runs/{id}/approve|reject``   approval gate (four eyes where the protocol says so)
 ``GET  /healthz``, ``GET /metrics``
+
+Who may call which: :data:`ROUTE_POLICIES` (enforced by :mod:`services.common.access`).
 """
 
 from __future__ import annotations
@@ -16,36 +18,46 @@ from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from services.common.access import (
+    AccessControl,
+    Policy,
+    RefusalPublisher,
+    RouteKey,
+    allow,
+    audit_refusal,
+    install_access,
+    not_found,
+    principal_of,
+    public,
+)
+from services.common.identity import IdentityStore, Role
+from services.common.tokens import TokenStore
 from services.coordinator import metrics
-from services.coordinator.core import CommandRefused, Run
+from services.coordinator.core import CommandRefused, FourEyesRefused, Run
 from services.coordinator.service import CoordinatorService
-from services.gateway.tokens import TokenStore, hash_token
 
+SERVICE = "coordinator"
 SERVICE_KEY = web.AppKey("service", CoordinatorService)
-TOKENS_KEY = web.AppKey("tokens", TokenStore)
+
+COORD, OPS, AUDIT = Role.COORDINATOR, Role.OPERATOR, Role.AUDITOR
+# Who may call what; the access-matrix test checks that every route is here. Partners have
+# no business on the coordinator API (their orders reach them on Kafka and in the console).
+ROUTE_POLICIES: dict[RouteKey, Policy] = {
+    ("GET", "/healthz"): public("health"),
+    ("GET", "/metrics"): public("metrics"),
+    ("GET", "/v1/protocols"): allow("list_protocols", COORD, OPS, AUDIT),
+    ("POST", "/v1/protocols/{protocol_id}/runs"): allow("trigger_protocol", COORD),
+    ("GET", "/v1/runs"): allow("list_runs", COORD, OPS, AUDIT),
+    ("GET", "/v1/runs/{run_id}"): allow("show_run", COORD, AUDIT),
+    ("POST", "/v1/runs/{run_id}/approve"): allow("approve_run", COORD),
+    ("POST", "/v1/runs/{run_id}/reject"): allow("reject_run", COORD),
+}
 
 
 def _error(status: int, reason: str, message: str) -> web.Response:
     return web.json_response(
         {"status": status, "reason": reason, "message": message}, status=status
     )
-
-
-def _principal(request: web.Request) -> tuple[str, str]:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise web.HTTPUnauthorized(
-            text='{"status": 401, "reason": "unauthenticated", "message": "bearer token required"}',
-            content_type="application/json",
-        )
-    principal = request.app[TOKENS_KEY].partner_for(token.strip())
-    if principal is None:
-        raise web.HTTPUnauthorized(
-            text='{"status": 401, "reason": "unauthenticated", "message": "unknown token"}',
-            content_type="application/json",
-        )
-    return principal, hash_token(token.strip()).split(":", 1)[-1][:12]
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -95,7 +107,6 @@ def run_view(run: Run, detail: bool = False) -> dict[str, Any]:
 
 
 async def list_protocols(request: web.Request) -> web.Response:
-    _principal(request)
     today = datetime.now(UTC).date()
     service = request.app[SERVICE_KEY]
     return web.json_response(
@@ -117,7 +128,7 @@ async def list_protocols(request: web.Request) -> web.Response:
 
 
 async def trigger_run(request: web.Request) -> web.Response:
-    principal, _ = _principal(request)
+    principal = principal_of(request).id
     body = await _json_body(request)
     reason = str(body.get("reason", ""))[:500] or f"manual run by {principal}"
     service = request.app[SERVICE_KEY]
@@ -131,25 +142,27 @@ async def trigger_run(request: web.Request) -> web.Response:
 
 
 async def list_runs(request: web.Request) -> web.Response:
-    _principal(request)
     runs = request.app[SERVICE_KEY].core.runs.values()
     return web.json_response([run_view(r) for r in sorted(runs, key=lambda r: -r.triggered_at)])
 
 
 async def get_run(request: web.Request) -> web.Response:
-    _principal(request)
     run = request.app[SERVICE_KEY].core.runs.get(request.match_info["run_id"])
     if run is None:
-        return _error(404, "not_found", "no such run")
+        return not_found(request)
     return web.json_response(run_view(run, detail=True))
 
 
 async def approve_run(request: web.Request) -> web.Response:
-    principal, token_id = _principal(request)
+    caller = principal_of(request)
     try:
         run = await request.app[SERVICE_KEY].approve(
-            request.match_info["run_id"], principal, token_id
+            request.match_info["run_id"], caller.id, caller.token_id
         )
+    except FourEyesRefused as exc:
+        metrics.COMMANDS_REFUSED.labels("approval").inc()
+        await audit_refusal(request, f"four eyes: {exc.message}")
+        return _error(exc.status, "refused", exc.message)
     except CommandRefused as exc:
         metrics.COMMANDS_REFUSED.labels("approval").inc()
         return _error(exc.status, "refused", exc.message)
@@ -157,11 +170,11 @@ async def approve_run(request: web.Request) -> web.Response:
 
 
 async def reject_run(request: web.Request) -> web.Response:
-    principal, token_id = _principal(request)
+    caller = principal_of(request)
     body = await _json_body(request)
     try:
         run = await request.app[SERVICE_KEY].reject(
-            request.match_info["run_id"], principal, token_id, str(body.get("reason", ""))
+            request.match_info["run_id"], caller.id, caller.token_id, str(body.get("reason", ""))
         )
     except CommandRefused as exc:
         metrics.COMMANDS_REFUSED.labels("rejection").inc()
@@ -180,10 +193,36 @@ async def prometheus(request: web.Request) -> web.Response:
     )
 
 
-def create_app(service: CoordinatorService, tokens: TokenStore) -> web.Application:
+def _send_with(service: CoordinatorService) -> Any:
+    """Refusals go out with the service's producer (started with the service)."""
+
+    async def send(topic: str, key: bytes, value: bytes) -> None:
+        if service.producer is None:
+            raise RuntimeError("coordinator producer not started")
+        await (await service.producer.send(topic, value, key=key))
+
+    return send
+
+
+def create_app(
+    service: CoordinatorService,
+    identities: IdentityStore | TokenStore,
+    refusals: RefusalPublisher | None = None,
+) -> web.Application:
+    """The API around a service; ``identities`` may be a legacy coordinator tokens store."""
+    if isinstance(identities, TokenStore):
+        identities = IdentityStore.legacy_only(identities, Role.COORDINATOR)
     app = web.Application(client_max_size=64 * 1024)
     app[SERVICE_KEY] = service
-    app[TOKENS_KEY] = tokens
+    install_access(
+        app,
+        AccessControl(
+            SERVICE,
+            ROUTE_POLICIES,
+            identities,
+            refusals or RefusalPublisher(SERVICE, _send_with(service)),
+        ),
+    )
     app.add_routes(
         [
             web.get("/healthz", health),

@@ -41,6 +41,13 @@ class CommandRefused(Exception):
         self.message = message
 
 
+class FourEyesRefused(CommandRefused):
+    """An approval refused by the four-eyes rule (same person, or a token already used)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(409, message)
+
+
 @dataclass(frozen=True)
 class Publish:
     topic: str
@@ -156,15 +163,18 @@ class Coordinator:
         return run, True, [self._run_updated(run, now, detail)]
 
     def approve(self, run_id: str, principal: str, token_id: str, now: float) -> list[Publish]:
+        """Record one approval. Four eyes: each approval must come from another principal
+        *and* another token (so neither one person with several tokens nor one token shared
+        under several names counts twice)."""
         run = self._run(run_id)
         if run.state is not RunState.AWAITING_APPROVAL:
             raise CommandRefused(409, f"run {run_id} is {run.state.value}, not awaiting approval")
         if principal in run.approvals:
-            raise CommandRefused(
-                409, f"{principal} already approved run {run_id}; a second person must approve"
+            raise FourEyesRefused(
+                f"{principal} already approved run {run_id}; a second person must approve"
             )
         if token_id in run.approvals.values():
-            raise CommandRefused(409, "this token already approved the run")
+            raise FourEyesRefused("this token already approved the run")
         run.approvals[principal] = token_id
         if len(run.approvals) >= run.approvals_needed:
             run.state = RunState.SOLVING

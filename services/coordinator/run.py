@@ -8,6 +8,7 @@ from aiohttp import web
 
 from protocols.loader import load_library
 from schemas.alliance import load_alliance
+from services.common.identity import Role, build_identities
 from services.common.kafka import ensure_topics
 from services.common.logging import configure_logging, get_logger
 from services.common.settings import SettingsError
@@ -16,7 +17,6 @@ from services.coordinator.api import create_app
 from services.coordinator.service import CoordinatorService
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.store import RunStore
-from services.gateway.tokens import TokenStore
 
 
 async def run_coordinator(settings: CoordinatorSettings) -> None:
@@ -29,13 +29,13 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
     library = load_library([settings.protocols_dir] if settings.protocols_dir else None)
     for error in library.errors:
         log.error("protocol_refused", error=str(error))
-    tokens_path = settings.tokens_path()
-    if not tokens_path.exists():
+    tokens_path, credentials = settings.tokens_path(), settings.credentials_path()
+    if not tokens_path.exists() and not credentials.exists():
         raise SettingsError(
-            f"{tokens_path} does not exist; create coordinator tokens with "
-            "`verbund access issue NAME --tokens-file ...`"
+            f"neither {credentials} nor {tokens_path} exists; create coordinator tokens with "
+            "`verbund access issue NAME --role coordinator`"
         )
-    tokens = TokenStore.load(tokens_path)
+    identities = build_identities(credentials, [(tokens_path, Role.COORDINATOR)])
     await ensure_topics(bootstrap)
     service = CoordinatorService(
         bootstrap,
@@ -46,7 +46,7 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
     )
     metrics.register(service.core)
     await service.start()
-    runner = web.AppRunner(create_app(service, tokens), access_log=None)
+    runner = web.AppRunner(create_app(service, identities), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.coordinator_host, settings.coordinator_port)
     await site.start()

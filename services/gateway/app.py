@@ -1,7 +1,8 @@
 """aiohttp wiring of the gateway: routes, metrics, the Kafka producer, start and stop.
 
 Routes: ``POST /v1/events`` (see :mod:`services.gateway.core` for the contract),
-``GET /healthz``, ``GET /metrics`` (Prometheus text).
+``GET /healthz``, ``GET /metrics`` (Prometheus text). Who may call which is
+:data:`ROUTE_POLICIES` (enforced by :mod:`services.common.access`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,20 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from schemas.events import PARTNER_EVENT_TYPES
+from services.common.access import (
+    AccessControl,
+    Policy,
+    RefusalPublisher,
+    RouteKey,
+    allow,
+    audit_refusal,
+    install_access,
+    principal_of,
+    producer_send,
+)
+from services.common.access import public as public_route
 from services.common.broker import BrokerError
+from services.common.identity import IdentityStore, Role, build_identities
 from services.common.kafka import durable_producer
 from services.common.metrics import LATENCY_BUCKETS
 from services.common.topics import PARTNER_EVENTS
@@ -28,7 +42,6 @@ from services.gateway.core import (
     REJECTION_REASONS,
     Rejection,
     Submission,
-    authenticate,
     broker_unavailable,
     check_content_length,
     check_content_type,
@@ -77,9 +90,69 @@ class GatewayMetrics:
 
 
 APP_SETTINGS = web.AppKey("settings", GatewaySettings)
-APP_TOKENS = web.AppKey("tokens", TokenStore)
+APP_IDENTITIES = web.AppKey("identities", IdentityStore)
 APP_METRICS = web.AppKey("metrics", GatewayMetrics)
 APP_PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+STARTED_KEY = web.RequestKey("started", float)
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+
+# Who may call what (services/common/access.py); the access-matrix test checks that every
+# route is here. Events are about the caller only: checked per event (core.check_partner).
+ROUTE_POLICIES: dict[RouteKey, Policy] = {
+    ("POST", "/v1/events"): allow("post_events", Role.PARTNER, own_in_body=True),
+    ("GET", "/healthz"): public_route("health"),
+    ("GET", "/metrics"): public_route("metrics"),
+}
+
+
+def _render_refusal(request: web.Request, status: int, reason: str, message: str) -> web.Response:
+    """Access refusals in the gateway's error format, counted like every other rejection."""
+    if status == 401:
+        reason = "unauthorized"
+        rejection = Rejection(
+            401,
+            reason,
+            message,
+            [{"field": "Authorization", "problem": message, "code": "unauthorized"}],
+            headers={"WWW-Authenticate": 'Bearer realm="verbund"'},
+        )
+    else:
+        reason = "forbidden_role" if status == 403 else reason
+        rejection = Rejection(status, reason, message)
+    return _rejected(request, rejection, None)
+
+
+def _rejected(
+    request: web.Request, rejection: Rejection, partner_id: str | None
+) -> web.Response:
+    metrics = request.app[APP_METRICS]
+    metrics.rejected.labels(reason=rejection.reason).inc()
+    outcome = "unavailable" if rejection.status == 503 else "rejected"
+    started = request.get(STARTED_KEY, time.perf_counter())
+    metrics.latency.labels(outcome=outcome).observe(time.perf_counter() - started)
+    request_id = request.get(REQUEST_ID_KEY, "")
+    # Field names only: values (stock figures) never reach the log.
+    log.warning(
+        "request_rejected",
+        status=rejection.status,
+        reason=rejection.reason,
+        fields=rejection.fields[:20],
+        partner_id=partner_id,
+        request_id=request_id,
+    )
+    return web.json_response(
+        rejection.body(),
+        status=rejection.status,
+        headers={**rejection.headers, "X-Request-Id": request_id},
+    )
+
+
+@web.middleware
+async def _timed(request: web.Request, handler: Any) -> web.StreamResponse:
+    request[STARTED_KEY] = time.perf_counter()
+    request[REQUEST_ID_KEY] = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    response: web.StreamResponse = await handler(request)
+    return response
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -118,34 +191,22 @@ async def _publish(
 async def post_events(request: web.Request) -> web.Response:
     app = request.app
     settings, metrics = app[APP_SETTINGS], app[APP_METRICS]
-    started = time.perf_counter()
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
-    partner_id: str | None = None
+    started = request[STARTED_KEY]
+    request_id = request[REQUEST_ID_KEY]
+    partner_id = principal_of(request).id
     try:
-        partner_id = authenticate(request.headers.get("Authorization"), app[APP_TOKENS])
         check_content_type(request.headers.get("Content-Type"))
         body = await _read_body(request, settings.gateway_max_body_bytes)
         submission = parse_submission(body, settings.gateway_max_events)
-        check_partner(submission, partner_id)
+        try:
+            check_partner(submission, partner_id)
+        except Rejection as rejection:
+            # audited like every access refusal; answered 403 (nothing is looked up)
+            await audit_refusal(request, f"events about another partner: {rejection.fields}")
+            raise
         await _publish(app[APP_PRODUCER], submission, partner_id, settings.gateway_send_timeout)
     except Rejection as rejection:
-        metrics.rejected.labels(reason=rejection.reason).inc()
-        outcome = "unavailable" if rejection.status == 503 else "rejected"
-        metrics.latency.labels(outcome=outcome).observe(time.perf_counter() - started)
-        # Field names only: values (stock figures) never reach the log.
-        log.warning(
-            "request_rejected",
-            status=rejection.status,
-            reason=rejection.reason,
-            fields=rejection.fields[:20],
-            partner_id=partner_id,
-            request_id=request_id,
-        )
-        return web.json_response(
-            rejection.body(),
-            status=rejection.status,
-            headers={**rejection.headers, "X-Request-Id": request_id},
-        )
+        return _rejected(request, rejection, partner_id)
     for event in submission.events:
         metrics.accepted.labels(type=event.type).inc()
         log.info(
@@ -168,10 +229,9 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 async def get_health(request: web.Request) -> web.Response:
-    tokens = request.app[APP_TOKENS]
-    tokens.refresh()
-    body: dict[str, Any] = {"status": "ok" if tokens.last_error is None else "degraded"}
-    if tokens.last_error is not None:
+    problems = request.app[APP_IDENTITIES].problems
+    body: dict[str, Any] = {"status": "degraded" if problems else "ok"}
+    if problems:
         body["problem"] = "tokens file unreadable; last good tokens in use"
     return web.json_response(body)
 
@@ -181,23 +241,53 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def gateway_identities(settings: GatewaySettings) -> IdentityStore:
+    """The credentials file (any role; the policies decide) and the legacy partner tokens."""
+    return build_identities(
+        settings.credentials_path(),
+        [(settings.gateway_tokens_file, Role.PARTNER)],
+        settings.gateway_token_reload_seconds,
+    )
+
+
 def create_app(
     settings: GatewaySettings,
     producer: AIOKafkaProducer,
     tokens: TokenStore | None = None,
     metrics: GatewayMetrics | None = None,
+    identities: IdentityStore | None = None,
+    refusals: RefusalPublisher | None = None,
 ) -> web.Application:
-    """The gateway as an aiohttp application around a started producer (tests pass their own)."""
-    app = web.Application(client_max_size=settings.gateway_max_body_bytes + 1)
-    app[APP_SETTINGS] = settings
-    app[APP_TOKENS] = tokens or TokenStore.load(
-        settings.gateway_tokens_file, settings.gateway_token_reload_seconds
+    """The gateway as an aiohttp application around a started producer (tests pass their own).
+
+    ``tokens`` (legacy partner tokens) or ``identities`` replace what the settings name;
+    refusals are published with ``producer`` unless ``refusals`` is given."""
+    app = web.Application(
+        client_max_size=settings.gateway_max_body_bytes + 1, middlewares=[_timed]
     )
+    app[APP_SETTINGS] = settings
+    if identities is None:
+        identities = (
+            IdentityStore.legacy_only(tokens, Role.PARTNER)
+            if tokens is not None
+            else gateway_identities(settings)
+        )
+    app[APP_IDENTITIES] = identities
     app[APP_METRICS] = metrics or GatewayMetrics()
     app[APP_PRODUCER] = producer
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", get_health)
     app.router.add_get("/metrics", get_metrics)
+    install_access(
+        app,
+        AccessControl(
+            SERVICE,
+            ROUTE_POLICIES,
+            identities,
+            refusals or RefusalPublisher(SERVICE, producer_send(producer)),
+            _render_refusal,
+        ),
+    )
     return app
 
 
@@ -212,9 +302,7 @@ class GatewayServer:
 
     async def start(self) -> str:
         settings = self.settings
-        tokens = TokenStore.load(
-            settings.gateway_tokens_file, settings.gateway_token_reload_seconds
-        )
+        identities = gateway_identities(settings)
         bootstrap = settings.require_bootstrap()
         producer = durable_producer(
             bootstrap, request_timeout_ms=int(settings.gateway_send_timeout * 1000)
@@ -230,7 +318,9 @@ class GatewayServer:
                 f"gateway cannot write to {PARTNER_EVENTS.name} on {bootstrap}: {exc!r}"
             ) from exc
         self._producer = producer
-        runner = web.AppRunner(create_app(settings, producer, tokens), access_log=None)
+        runner = web.AppRunner(
+            create_app(settings, producer, identities=identities), access_log=None
+        )
         await runner.setup()
         self._runner = runner
         site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
@@ -248,7 +338,7 @@ class GatewayServer:
             url=self.url,
             topic=PARTNER_EVENTS.name,
             partitions=len(partitions),
-            partners_with_tokens=tokens.partners,
+            credentials=str(settings.credentials_path()),
         )
         return self.url
 

@@ -68,6 +68,7 @@ REJECTION_REASONS = (
     "invalid_event",
     "duplicate_event_id",
     "forbidden_partner",
+    "forbidden_role",
     "broker_unavailable",
 )
 

@@ -12,14 +12,17 @@ from services.common.settings import ServiceSettings
 class GatewaySettings(ServiceSettings):
     """HTTP gateway for partners without Kafka.
 
-    Environment variables: ``VERBUND_GATEWAY_TOKENS_FILE`` (required),
+    Environment variables: ``VERBUND_CREDENTIALS_FILE`` and/or the legacy
+    ``VERBUND_GATEWAY_TOKENS_FILE``,
     ``VERBUND_GATEWAY_HOST``, ``VERBUND_GATEWAY_PORT``, ``VERBUND_GATEWAY_MAX_BODY_BYTES``,
     ``VERBUND_GATEWAY_MAX_EVENTS``, ``VERBUND_GATEWAY_SEND_TIMEOUT``, and
     ``VERBUND_KAFKA_BOOTSTRAP``.
     """
 
-    gateway_tokens_file: Path = Field(
-        description="YAML/JSON file {partner_id: [sha256:<hex>, ...]} with hashed bearer tokens."
+    gateway_tokens_file: Path | None = Field(
+        default=None,
+        description="Legacy YAML/JSON file {partner_id: [sha256:<hex>, ...]} with hashed "
+        "partner tokens; read next to the credentials file (VERBUND_CREDENTIALS_FILE).",
     )
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8480, ge=0, le=65535, description="0 picks a free port.")
@@ -42,8 +45,8 @@ class GatewaySettings(ServiceSettings):
 
     @field_validator("gateway_tokens_file")
     @classmethod
-    def _tokens_file_exists(cls, path: Path) -> Path:
-        if not path.is_file():
+    def _tokens_file_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
             raise ValueError(
                 f"{path} does not exist; create tokens with `verbund access` (issue_token)"
             )
