@@ -357,7 +357,7 @@ class CredentialStore:
     path: Path
     reload_interval: float = 1.0
     _by_hash: dict[str, Credential] = field(default_factory=dict, repr=False)
-    _mtime: float = -2.0
+    _version: tuple[int, int, int] | None = (-2, 0, 0)
     _checked: float = float("-inf")
     last_error: str | None = None
 
@@ -365,10 +365,19 @@ class CredentialStore:
     def load(cls, path: Path, reload_interval: float = 1.0) -> CredentialStore:
         """Load now; raises :class:`CredentialsError` (fail fast at start-up)."""
         store = cls(path=path, reload_interval=reload_interval)
+        store._version = store._file_version()
         store._by_hash = read_credentials(path)
-        store._mtime = path.stat().st_mtime if path.exists() else -1.0
         store._checked = time.monotonic()
         return store
+
+    def _file_version(self) -> tuple[int, int, int] | None:
+        """(mtime, inode, size): every write replaces the file (new inode), so two writes
+        within one timestamp tick are still told apart."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_mtime_ns, stat.st_ino, stat.st_size)
 
     def refresh(self) -> None:
         now = time.monotonic()
@@ -376,18 +385,18 @@ class CredentialStore:
             return
         self._checked = now
         try:
-            mtime = self.path.stat().st_mtime if self.path.exists() else -1.0
+            version = self._file_version()
         except OSError as exc:
             self.last_error = f"credentials file {self.path}: {exc}"
             return
-        if mtime == self._mtime:
+        if version == self._version:
             return
         try:
             self._by_hash = read_credentials(self.path)
             self.last_error = None
         except CredentialsError as exc:
             self.last_error = str(exc)
-        self._mtime = mtime
+        self._version = version
 
     def lookup(self, token_hash: str) -> Credential | None:
         self.refresh()
