@@ -154,3 +154,19 @@ class OrderUpdated(Contract):
     state: OrderState
     reason: str = ""
     at: Timestamp
+
+
+class PartnerRemoved(Contract):
+    """A partner left the alliance: the ledger drops its live state (positions, needs,
+    offers, freshness) and writes the removal to its changelog, so a restart does not bring
+    it back; the console and the coordinator follow that changelog. Published by
+    ``verbund partner remove`` to ``verbund.partner.events`` keyed by the partner id (so it is
+    ordered after everything the partner sent) and to ``verbund.commands`` (the record of who
+    asked). The audit log keeps its hash chain: see docs/retention-and-erasure.md."""
+
+    type: Literal["PartnerRemoved"] = "PartnerRemoved"
+    command_id: CommandId
+    partner_id: PartnerId
+    requested_by: Principal
+    reason: str = Field(default="", max_length=500)
+    at: Timestamp

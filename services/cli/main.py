@@ -143,9 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Commands contributed by other packages (protocols, schemas, gateway)."""
-    from services.cli import extensions
+    from services.cli import extensions, partner
 
     extensions.register(sub)
+    partner.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -168,7 +168,10 @@ class ConsoleService:
         return board_view(list(self.ops.shortages.values()), self.alliance)
 
     def freshness(self) -> dict[str, Any]:
-        return freshness_view(self.last_seen(), self.alliance, self.clock(), self.stale_after)
+        removed = {p for state in self.replica.states.values() for p in state.removed}
+        return freshness_view(
+            self.last_seen(), self.alliance, self.clock(), self.stale_after, removed
+        )
 
     def runs(self) -> list[dict[str, Any]]:
         return runs_view(list(self.ops.runs.values()))

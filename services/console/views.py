@@ -181,12 +181,17 @@ def freshness_view(
     alliance: Alliance | None,
     now: float,
     stale_after: float,
+    removed: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Age of every partner's newest data; partners of the alliance that never reported and
-    partners older than ``stale_after`` seconds are stale. Stale partners first, oldest first."""
+    partners older than ``stale_after`` seconds are stale. Stale partners first, oldest first.
+    Partners removed from the alliance (PartnerRemoved) are not listed."""
     partners: dict[str, dict[str, Any]] = {}
+    gone = set(removed)
     if alliance is not None:
         for partner in alliance.partners:
+            if partner.id in gone:
+                continue
             partners[partner.id] = {
                 "partner": partner.id,
                 "name": partner.name,
@@ -194,6 +199,8 @@ def freshness_view(
                 "sector": partner.sector,
             }
     for partner_id in last_seen:
+        if partner_id in gone:
+            continue
         partners.setdefault(
             partner_id,
             {"partner": partner_id, "name": partner_id, "region": UNKNOWN_REGION, "sector": ""},

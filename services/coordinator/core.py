@@ -300,6 +300,21 @@ class Coordinator:
         order.state = OrderState.DECLINED
         return self._replan(run, order, now, f"declined by {partner_id}: {reason or ''}".strip())
 
+    def forget_finished(self, cutoff: float) -> list[str]:
+        """Retention: drop finished runs (completed, rejected, failed) triggered before
+        ``cutoff``; active runs are kept whatever their age. The ids dropped."""
+        finished = (RunState.COMPLETED, RunState.REJECTED, RunState.FAILED)
+        gone = [
+            run_id
+            for run_id, run in self.runs.items()
+            if run.state in finished and run.triggered_at < cutoff
+        ]
+        for run_id in gone:
+            run = self.runs.pop(run_id)
+            for order_id in run.orders:
+                self.order_index.pop(order_id, None)
+        return gone
+
     def tick(self, now: float) -> tuple[list[Publish], list[str]]:
         """Expire unanswered orders; returns (messages, run ids to re-plan)."""
         messages: list[Publish] = []

@@ -41,7 +41,7 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
         bootstrap,
         alliance,
         library.protocols,
-        RunStore(settings.runs_dir()),
+        RunStore(settings.runs_dir(), settings.retention_decisions_days),
         settings.coordinator_tick_seconds,
     )
     metrics.register(service.core)

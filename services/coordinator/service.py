@@ -285,10 +285,24 @@ class CoordinatorService:
             orders=len(run.current_orders()),
         )
 
+    def expire(self, now: float) -> list[str]:
+        """Retention: finished runs and their records older than the store's window."""
+        days = self.store.retention_days
+        if days is None:
+            return []
+        expired = set(self.store.expire(now)) | set(self.core.forget_finished(now - days * 86_400))
+        if expired:
+            log.info("runs_expired", runs=len(expired), days=days)
+        return sorted(expired)
+
     async def _ticker(self) -> None:
+        last_expiry = 0.0
         while True:
             await asyncio.sleep(self.tick_seconds)
             now = time.time()
+            if now - last_expiry >= 3600:
+                last_expiry = now
+                self.expire(now)
             messages, replan = self.core.tick(now)
             await self._publish(messages)
             for run_id in replan:

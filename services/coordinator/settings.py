@@ -21,6 +21,12 @@ class CoordinatorSettings(ServiceSettings):
         default=None, description="Protocol library folder; default: protocols/library."
     )
     coordinator_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    retention_decisions_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Keep run records (decision, protocol, snapshot) and finished runs this "
+        "many days; unset keeps them (the audit log keeps its own entries regardless).",
+    )
 
     def tokens_path(self) -> Path:
         return self.coordinator_tokens_file or self.data_dir / "coordinator-tokens.yaml"

@@ -14,8 +14,29 @@ from schemas.scenario import Scenario
 
 
 class RunStore:
-    def __init__(self, directory: Path) -> None:
+    """Run records per run and revision. With ``retention_days`` (setting
+    ``VERBUND_RETENTION_DECISIONS_DAYS``) :meth:`expire` deletes runs whose newest record is
+    older: decisions are reproducible for that long, and the snapshots they hold (every
+    partner's positions at the time) do not outlive it."""
+
+    def __init__(self, directory: Path, retention_days: float | None = None) -> None:
         self.directory = directory
+        self.retention_days = retention_days
+
+    def expire(self, now: float) -> list[str]:
+        """Delete the runs whose newest record is older than the retention; their ids."""
+        if self.retention_days is None or not self.directory.is_dir():
+            return []
+        cutoff = now - self.retention_days * 86_400
+        expired = []
+        for folder in sorted(p for p in self.directory.iterdir() if p.is_dir()):
+            records = list(folder.glob("r*.json"))
+            if records and max(r.stat().st_mtime for r in records) < cutoff:
+                for path in folder.iterdir():
+                    path.unlink()
+                folder.rmdir()
+                expired.append(folder.name)
+        return expired
 
     def path(self, run_id: str, revision: int) -> Path:
         return self.directory / run_id / f"r{revision}.json"

@@ -37,6 +37,9 @@ class LedgerRuntime:
         self.producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
         self._recovery_lock = asyncio.Lock()
+        # batches and retention sweeps change the same state and write the same changelog:
+        # one at a time, so the changelog order is the order of the changes
+        self._write_lock = asyncio.Lock()
         self._last_balance = 0.0
 
     async def start(self) -> AIOKafkaProducer:
@@ -84,7 +87,40 @@ class LedgerRuntime:
         if partitions:
             log.info("partitions_revoked", partitions=sorted(partitions))
 
+    async def sweep(self) -> int:
+        """Retention sweep over the partitions this worker holds; positions dropped."""
+        days = self.settings.retention_positions_days
+        if days is None:
+            return 0
+        async with self._write_lock:
+            producer = await self.start()
+            now = time.time()
+            out = self.processor.sweep(now, days * 86_400)
+            pending: list[Any] = []
+            for partition, records in out.changelog.items():
+                for record in records:
+                    pending.append(
+                        await producer.send(
+                            LEDGER_CHANGELOG.name,
+                            record,
+                            key=str(partition).encode(),
+                            partition=partition,
+                        )
+                    )
+            for key, value in out.alerts:
+                pending.append(await producer.send(ALERTS.name, value, key=key))
+            if pending:
+                await asyncio.gather(*pending)
+        if out.expired_positions:
+            metrics.EXPIRED_POSITIONS.inc(out.expired_positions)
+            log.info("retention_sweep", expired_positions=out.expired_positions, days=days)
+        return out.expired_positions
+
     async def handle(self, batch: list[Inbound]) -> None:
+        async with self._write_lock:
+            await self._handle(batch)
+
+    async def _handle(self, batch: list[Inbound]) -> None:
         started = time.perf_counter()
         producer = await self.start()
         await self.ensure_recovered({m.partition for m in batch})
@@ -113,6 +149,8 @@ class LedgerRuntime:
             if message.timestamp_ms:
                 metrics.PROCESSING_LATENCY.observe(max(0.0, done - message.timestamp_ms / 1000))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        for partner in out.removed_partners:
+            log.info("partner_removed", partner=partner)
         if out.rejected or out.transitions:
             log.info(
                 "batch_processed",
@@ -168,6 +206,10 @@ def create_app(settings: LedgerSettings, bootstrap: str, runtime: LedgerRuntime)
                 for e in events
             ]
             await runtime.handle(batch)
+
+    @app.timer(interval=settings.ledger_sweep_interval)  # type: ignore[untyped-decorator]
+    async def retention_sweep() -> None:
+        await runtime.sweep()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:

@@ -6,7 +6,12 @@ One batch of a partition becomes one or more JSON records::
      "pos":   [[partner, as_of, event_id, [[site, material, unit, on_hand, safety, daily]]]],
      "need":  [[partner, need_id, site, material, unit, qty, needed_by, criticality, as_of, id]],
      "offer": [[partner, offer_id, site, capability, quals, hours, from, until, as_of, id]],
-     "ids":   [event ids processed], "seen": {partner: newest occurred_at}}
+     "ids":   [event ids processed], "seen": {partner: newest occurred_at},
+     "drop":  [[partner, site, material]]   positions dropped by the retention sweep,
+     "rm":    [[partner, removed_at]]}      partners removed from the alliance (erasure)
+
+``drop`` and ``rm`` are applied after the rows of their record, so replay ends in the same
+state as the live ledger (a removed partner does not come back after a restart).
 
 Positions are the final state of every key the batch changed, grouped by the event
 that set them (partner, time and event id are written once per group, not per row).
@@ -69,6 +74,10 @@ def encode_changelog(state: PartitionState, changes: Applied) -> list[bytes]:
     current["ids"] = changes.event_ids
     if changes.seen:
         current["seen"] = changes.seen
+    if changes.dropped:
+        current["drop"] = changes.dropped
+    if changes.removed:
+        current["rm"] = [[partner, at] for partner, at in changes.removed.items()]
     return [orjson.dumps(record) for record in records]
 
 

@@ -17,6 +17,10 @@ EVENTS_INGESTED = Counter(
     "verbund_events_ingested", "Valid partner events processed, by type.", ["type"]
 )
 POSITIONS_INGESTED = Counter("verbund_positions_ingested", "Stock positions processed.")
+EXPIRED_POSITIONS = Counter(
+    "verbund_positions_expired",
+    "Positions dropped by the retention sweep (VERBUND_RETENTION_POSITIONS_DAYS).",
+)
 EVENTS_REJECTED = Counter(
     "verbund_events_rejected",
     "Partner messages sent to the dead-letter topic, by reason.",

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from schemas.alerts import DeadLetter
 from schemas.alliance import Alliance, CoverageThresholds, ShortageRules
 from schemas.common import Criticality
+from schemas.coordination import PartnerRemoved
 from schemas.errors import field_errors
 from schemas.events import (
     CapacityOffered,
@@ -62,6 +63,8 @@ class Outcome:
     transitions: Counter[str] = field(default_factory=Counter)
     positions: int = 0
     acknowledgements: list[OrderAcknowledged] = field(default_factory=list)
+    removed_partners: list[str] = field(default_factory=list)
+    expired_positions: int = 0
 
 
 class Rejected(Exception):
@@ -131,6 +134,15 @@ class LedgerProcessor:
                 out.acknowledgements.append(event)
                 continue
             state = self.state(message.partition)
+            if isinstance(event, PartnerRemoved):
+                if event.command_id not in state.dedup:
+                    removal = applied.setdefault(message.partition, Applied())
+                    self._remove_partner(state, event, removal)
+                    out.removed_partners.append(event.partner_id)
+                continue
+            if event.partner_id in state.removed:
+                out.ignored["partner_removed"] += 1  # no dead letter: it would keep the data
+                continue
             if event.event_id in state.dedup:
                 out.ignored["duplicate"] += 1
                 continue
@@ -154,6 +166,50 @@ class LedgerProcessor:
             self._shortages(self.states[partition], changes, today, now, out)
         return out
 
+    # -- erasure and retention ------------------------------------------------------------
+    def _remove_partner(
+        self, state: PartitionState, event: PartnerRemoved, changes: Applied
+    ) -> None:
+        """Drop the partner's state; what this batch already changed for it is dropped from
+        the batch's changelog too (the record says ``rm``, replay ends in the same state)."""
+        partner = event.partner_id
+        keys = state.remove_partner(partner, event.at.timestamp())
+        for key in [k for k in changes.position_keys if k[0] == partner]:
+            del changes.position_keys[key]
+        changes.needs = [row for row in changes.needs if row[0] != partner]
+        changes.offers = [row for row in changes.offers if row[0] != partner]
+        changes.seen.pop(partner, None)
+        for key in keys:
+            changes.touched.add(key)
+            changes.sources[key] = event.command_id
+        changes.touched = {k for k in changes.touched if k[0] != partner or k in keys}
+        changes.removed[partner] = event.at.timestamp()
+        changes.event_ids.append(event.command_id)
+        state.dedup.add(event.command_id)
+
+    def sweep(self, now: float, position_max_age: float) -> Outcome:
+        """Retention: drop positions not updated for ``position_max_age`` seconds, in every
+        partition this worker holds; the drops go to the changelog (restarts agree) and
+        shortages that rested on them resolve."""
+        out = Outcome()
+        cutoff = now - position_max_age
+        today = datetime.fromtimestamp(now, UTC).date()
+        source = f"retention-{int(now)}"
+        for partition, state in self.states.items():
+            expired = state.expired_positions(cutoff)
+            if not expired:
+                continue
+            changes = Applied()
+            for key in expired:
+                state.remove_position(key)
+                changes.dropped.append(list(key))
+                changes.touched.add(key)
+                changes.sources[key] = source
+            out.expired_positions += len(expired)
+            out.changelog[partition] = encode_changelog(state, changes)
+            self._shortages(state, changes, today, now, out)
+        return out
+
     def _validate(self, message: Inbound) -> Any:
         value = message.value
         if not value:
@@ -162,6 +218,8 @@ class LedgerProcessor:
             raise Rejected(
                 "too_large", f"message is {len(value)} bytes, limit is {MAX_MESSAGE_BYTES}"
             )
+        if b'"PartnerRemoved"' in value:
+            return self._removal(message, value)
         try:
             event = parse_partner_event(value)
         except ValidationError as exc:
@@ -187,6 +245,21 @@ class LedgerProcessor:
                     "unknown_site",
                     f"partner {event.partner_id!r} has no site(s) {', '.join(unknown)}",
                 )
+        return event
+
+    @staticmethod
+    def _removal(message: Inbound, value: bytes) -> PartnerRemoved:
+        try:
+            event = PartnerRemoved.model_validate_json(value)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+            raise Rejected("invalid_event", "; ".join(errors[:5]), errors) from exc
+        key = message.key.decode("utf-8", "replace") if message.key is not None else None
+        if key != event.partner_id:
+            raise Rejected(
+                "key_mismatch",
+                f"record key {key!r} is not the removed partner_id {event.partner_id!r}",
+            )
         return event
 
     def _dead_letter(

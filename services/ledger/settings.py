@@ -14,4 +14,13 @@ class LedgerSettings(ServiceSettings):
     ledger_balance_interval: float = Field(default=1.0, gt=0, le=3600)
     ledger_dedup_window: int = Field(default=200_000, ge=1_000)
     kafka_session_timeout: float = Field(default=10.0, gt=1)
+    retention_positions_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Drop positions not updated within this many days (periodic sweep, "
+        "written to the changelog); unset keeps them until the partner updates or leaves.",
+    )
+    ledger_sweep_interval: float = Field(
+        default=3600.0, gt=0, le=86_400, description="Seconds between retention sweeps."
+    )
     kafka_replication_factor: int = Field(default=1, ge=1)

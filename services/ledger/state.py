@@ -40,9 +40,13 @@ class Applied:
     # the need/offer event that last changed a key (for positions: the record's event id)
     sources: dict[PositionKey, str] = field(default_factory=dict)
     stale_positions: int = 0
+    # partners removed from the alliance in this batch (partner -> when), and positions
+    # dropped by the retention sweep: [partner, site, material]
+    removed: dict[str, float] = field(default_factory=dict)
+    dropped: list[list[str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.event_ids)
+        return bool(self.event_ids or self.dropped)
 
 
 class PartitionState:
@@ -58,6 +62,8 @@ class PartitionState:
         self.withdrawn_needs: dict[tuple[str, str], float] = {}
         self.withdrawn_offers: dict[tuple[str, str], float] = {}
         self.last_seen: dict[str, float] = {}
+        # partners removed from the alliance (partner -> when): their events are ignored
+        self.removed: dict[str, float] = {}
         self.dedup = EventIdWindow(dedup_capacity)
         self.balances = MaterialBalances()
         self.shortages = ShortageTracker()
@@ -130,6 +136,36 @@ class PartitionState:
         else:
             self.offers.pop((partner, offer_id), None)
             self.withdrawn_offers[(partner, offer_id)] = as_of
+
+    def remove_position(self, key: PositionKey) -> bool:
+        old = self.positions.pop(key, None)
+        if old is None:
+            return False
+        self.balances.add_surplus((key[2], old.unit), key[0], -old.surplus, -1)
+        return True
+
+    def remove_partner(self, partner: str, at: float) -> set[PositionKey]:
+        """Forget everything of ``partner`` (erasure); returns the keys whose shortage must be
+        re-assessed (they resolve: there is nothing left to assess)."""
+        touched = {key for key in self.positions if key[0] == partner}
+        for key in touched:
+            self.remove_position(key)
+        for (owner, need_id), need in list(self.needs.items()):
+            if owner == partner:
+                self._add_need(partner, need.site_id, need.material_id, need.unit, -need.quantity)
+                del self.needs[(owner, need_id)]
+                touched.add((partner, need.site_id, need.material_id))
+        for mapping in (self.offers, self.withdrawn_needs, self.withdrawn_offers):
+            for owner_key in [k for k in mapping if k[0] == partner]:
+                del mapping[owner_key]
+        touched |= {key for key in self.shortages.open if key[0] == partner}
+        self.last_seen.pop(partner, None)
+        self.removed[partner] = at
+        return touched
+
+    def expired_positions(self, cutoff: float) -> list[PositionKey]:
+        """Positions not updated since ``cutoff`` (epoch seconds): the retention sweep."""
+        return [key for key, record in self.positions.items() if record.as_of < cutoff]
 
     def mark_seen(self, partner: str, as_of: float) -> None:
         if as_of > self.last_seen.get(partner, float("-inf")):
@@ -235,4 +271,9 @@ class PartitionState:
         self.dedup.extend(record.get("ids", ()))
         for partner, as_of in record.get("seen", {}).items():
             self.mark_seen(partner, as_of)
+        for partner, site, material in record.get("drop", ()):
+            if self.remove_position((partner, site, material)):
+                touched.add((partner, site, material))
+        for partner, at in record.get("rm", ()):
+            touched |= self.remove_partner(partner, at)
         return touched
