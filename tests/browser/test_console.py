@@ -154,3 +154,43 @@ async def test_board_live_update_and_approval_click(
 
     await page.screenshot(path=str(artifacts / "console.png"), full_page=True)
     assert (artifacts / "console.png").stat().st_size > 10_000
+
+
+async def test_partner_login_sees_only_its_own_data(
+    stack: ConsoleStack, producer: AIOKafkaProducer, page: Any, artifacts: Path
+) -> None:
+    """klinik-sued signs in with its own token: its positions, needs and the order that
+    involves it (the donor by name, the quantity) -- nothing of the donor's stock, no other
+    partner, no alliance board, runs, freshness or decisions."""
+    # the donor's stock: a figure klinik-sued must never see
+    await send_event(producer, stock("pharma-depot", MATERIAL, 987, 100, 5))
+    await send_event(producer, stock("klinik-west", OTHER, 333, 400, 10))
+    await page.goto(stack.console_url + "/")
+    await page.fill("#token", stack.tokens["klinik-sued"])
+    await page.click("#login-button")
+    await page.wait_for_selector("#main:not([hidden])")
+    assert "klinik-sued (partner)" in await page.inner_text("#who")
+    position = f'#mine tr[data-position="{MATERIAL}"]'
+    await page.wait_for_selector(position)
+    assert "10" in await page.inner_text(position)
+    await page.wait_for_selector('#mine tr[data-need="need-icu-saline-500"]')
+    order = "#mine tr[data-order-id]"
+    await page.wait_for_selector(order)
+    text = await page.inner_text(order)
+    assert "Pharma Depot" in text and "receive" in text
+    await page.wait_for_selector("#live.on")
+    await page.wait_for_timeout(1500)  # let the newest views arrive
+    body = await page.inner_text("body")
+    for foreign in ("987", "900", "333", "klinik-west", "Klinik West", "silent-partner"):
+        assert foreign not in body, foreign
+    for view in ("board", "aggregates", "runs", "freshness", "decisions"):
+        assert not await page.is_visible(f'section[data-view="{view}"]'), view
+    assert await page.is_visible('section[data-view="mine"]')
+    # and the API refuses the alliance-wide views to a partner
+    for path in ("/v1/board", "/v1/aggregates", "/v1/decisions", "/v1/freshness"):
+        status, _ = http(stack.console_url + path, token=stack.tokens["klinik-sued"])
+        assert status == 403, path
+    status, mine = http(stack.console_url + "/v1/mine", token=stack.tokens["klinik-sued"])
+    assert status == 200 and mine["partner"] == "klinik-sued"
+    assert "987" not in str(mine) and "pharma-depot" not in str(mine)
+    await page.screenshot(path=str(artifacts / "console-partner.png"), full_page=True)

@@ -146,6 +146,9 @@ def _services(
         (library / f"{name}.yaml").write_text(yaml.safe_dump(spec))
     tokens_file = directory / "coordinator-tokens.yaml"
     tokens = {name: issue_token(name, tokens_file) for name in ("coord-anna", "coord-ben")}
+    # partners sign in to the console with their gateway token (own data only)
+    partner_tokens = directory / "partner-tokens.yaml"
+    tokens |= {pid: issue_token(pid, partner_tokens) for pid in ("klinik-sued", "pharma-depot")}
     coordinator_port, console_port = free_port(), free_port()
     coordinator_url = f"http://127.0.0.1:{coordinator_port}"
     console_url = f"http://127.0.0.1:{console_port}"
@@ -157,6 +160,7 @@ def _services(
         "VERBUND_KAFKA_SESSION_TIMEOUT": "6",
         "VERBUND_PROTOCOLS_DIR": str(library),
         "VERBUND_COORDINATOR_TOKENS_FILE": str(tokens_file),
+        "VERBUND_GATEWAY_TOKENS_FILE": str(partner_tokens),
         "VERBUND_COORDINATOR_PORT": str(coordinator_port),
         "VERBUND_COORDINATOR_URL": coordinator_url,
         "VERBUND_CONSOLE_PORT": str(console_port),
