@@ -23,6 +23,7 @@ from services.common.access import (
     Policy,
     RefusalPublisher,
     RouteKey,
+    Send,
     allow,
     audit_refusal,
     install_access,
@@ -193,7 +194,7 @@ async def prometheus(request: web.Request) -> web.Response:
     )
 
 
-def _send_with(service: CoordinatorService) -> Any:
+def _send_with(service: CoordinatorService) -> Send:
     """Refusals go out with the service's producer (started with the service)."""
 
     async def send(topic: str, key: bytes, value: bytes) -> None:
