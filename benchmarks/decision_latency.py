@@ -101,6 +101,48 @@ def events_of(scenario: Any) -> list[dict[str, Any]]:
     return events
 
 
+async def wait_for_ledger(port: int, positions: int, workdir: Path) -> None:
+    """Until the ledger holds every position of the instance."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+            held = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("verbund_ledger_positions{")
+            )
+            if held >= positions:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"the ledger did not take the instance's positions; see {workdir}")
+
+
+async def accept_all(
+    orders: TopicCollector, producer: AIOKafkaProducer, run_id: str, expected: int
+) -> None:
+    """Every partner that must answer accepts its orders of the run."""
+    issued = await orders.wait_for(
+        lambda o: o.get("type") == "OrderIssued" and o["run_id"] == run_id and o["must_answer"],
+        count=expected,
+        timeout=60,
+    )
+    for order in issued:
+        ack = {
+            "type": "OrderAcknowledged",
+            "event_id": str(uuid.uuid4()),
+            "partner_id": order["recipient"],
+            "order_id": order["order_id"],
+            "accepted": True,
+            "occurred_at": datetime.now(UTC).isoformat(),
+        }
+        await producer.send(PARTNER_EVENTS.name, orjson.dumps(ack), key=order["recipient"].encode())
+    await producer.flush()
+
+
 def api(url: str, token: str, method: str, path: str) -> Any:
     request = urllib.request.Request(
         url + path,
@@ -136,6 +178,7 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
     (library / "latency.yaml").write_text(yaml.safe_dump(PROTOCOL))
     token = issue_token("coord-bench", workdir / "tokens.yaml")
     port = free_port()
+    ledger_metrics = free_port()
     env = {
         **os.environ,
         "VERBUND_KAFKA_BOOTSTRAP": bootstrap,
@@ -145,7 +188,7 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
         "VERBUND_COORDINATOR_TOKENS_FILE": str(workdir / "tokens.yaml"),
         "VERBUND_COORDINATOR_PORT": str(port),
         "VERBUND_LOG_LEVEL": "WARNING",
-        "VERBUND_METRICS_PORT": str(free_port()),
+        "VERBUND_METRICS_PORT": str(ledger_metrics),
     }
     procs = [
         subprocess.Popen(
@@ -185,42 +228,40 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
             if time.monotonic() > deadline:
                 raise SystemExit(f"coordinator did not start; see {workdir}")
             await asyncio.sleep(0.5)
-        await asyncio.sleep(5)  # ledger group join + changelog replication to the replica
+        await wait_for_ledger(ledger_metrics, len(scenario.positions), workdir)
+        await asyncio.sleep(1)  # the coordinator's replica follows the ledger's changelog
         end_to_end: list[float] = []
         reported: list[float] = []
         solve: list[float] = []
         for index in range(args.runs + 1):
             started = time.perf_counter()
             run = api(url, token, "POST", f"/v1/protocols/{PROTOCOL['id']}/runs")
+            if not run["started"]:
+                raise SystemExit(f"run {index}: the previous run was still active; see {workdir}")
             run_id = run["run_id"]
             [decision] = await decisions.wait_for(lambda d, r=run_id: d["run_id"] == r, timeout=60)
             elapsed = time.perf_counter() - started
+            if not decision["orders"]:
+                raise SystemExit(f"run {run_id} decided nothing; see {workdir}")
             if index:  # the first run warms up imports and the solver
                 end_to_end.append(elapsed)
                 reported.append(decision["trigger_to_decision_seconds"])
                 solve.append(decision["solve_seconds"])
-            await asyncio.sleep(0.3)
-            for order in orders.values(
-                lambda o, r=run_id: (
-                    o.get("type") == "OrderIssued" and o["run_id"] == r and o["must_answer"]
-                )
-            ):
-                ack = {
-                    "type": "OrderAcknowledged",
-                    "event_id": str(uuid.uuid4()),
-                    "partner_id": order["recipient"],
-                    "order_id": order["order_id"],
-                    "accepted": True,
-                    "occurred_at": datetime.now(UTC).isoformat(),
-                }
-                await producer.send(
-                    PARTNER_EVENTS.name, orjson.dumps(ack), key=order["recipient"].encode()
-                )
-            await producer.flush()
-            for _ in range(100):
+                if args.verbose:
+                    print(
+                        run_id,
+                        decision["revision"],
+                        decision["orders"],
+                        round(elapsed, 3),
+                        decision["solve_seconds"],
+                    )
+            await accept_all(orders, producer, run_id, decision["orders"])
+            for _ in range(600):
                 if api(url, token, "GET", f"/v1/runs/{run_id}")["state"] == "completed":
                     break
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.05)
+            else:
+                raise SystemExit(f"run {run_id} did not complete; see {workdir}")
         print(f"decisions: {len(end_to_end)} runs, {decision['orders']} orders in the last one")
         for name, values in (
             ("end to end (HTTP trigger -> decision on Kafka)", end_to_end),
@@ -252,6 +293,7 @@ def main() -> int:
     parser.add_argument("--partners", type=int, default=50)
     parser.add_argument("--materials", type=int, default=50)
     parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="verbund-latency-"))
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:

@@ -62,6 +62,7 @@ class CoordinatorService:
         self._tasks: list[asyncio.Task[None]] = []
         self._consumers: list[AIOKafkaConsumer] = []
         self._solving: set[str] = set()
+        self._outbox: list[Publish] = []
         self.ready = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -138,6 +139,9 @@ class CoordinatorService:
                         await handler(tp.partition, record.offset, record.value)
                     except Exception:  # a bad record must not stop the coordinator
                         log.exception("record_failed", topic=tp.topic, offset=record.offset)
+            if self._outbox:  # answers of a whole fetched batch are published together
+                outbox, self._outbox = self._outbox, []
+                await self._publish(outbox)
 
     # -- inputs -----------------------------------------------------------------------------
     async def _on_changelog(self, partition: int, offset: int, value: bytes | None) -> None:
@@ -176,7 +180,7 @@ class CoordinatorService:
         messages, replan = self.core.acknowledge(
             ack.order_id, ack.partner_id, ack.accepted, ack.reason, time.time()
         )
-        await self._publish(messages)
+        self._outbox.extend(messages)
         run_id = self.core.order_index.get(ack.order_id)
         if replan and run_id:
             self._schedule_solve(run_id, time.time())

@@ -104,7 +104,9 @@ class TopicCollector:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> TopicCollector:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+        )
         await consumer.start()
         partitions = consumer.partitions_for_topic(self.topic) or set()
         if not partitions:
