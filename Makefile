@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench-ingest bench-solve schemas clean
+.PHONY: install run test lint bench-ingest bench-solve bench-latency schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench-ingest: $(STAMP)
 
 bench-solve: $(STAMP)
 	$(PY) benchmarks/solve.py
+
+bench-latency: $(STAMP)
+	$(PY) benchmarks/decision_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
