@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -84,3 +84,44 @@ async def stop_client(client: Any) -> None:
     except asyncio.CancelledError:
         if current is not None and current.cancelling():
             raise
+
+
+async def assigned_consumer(
+    bootstrap: str,
+    topic: str,
+    start: str | dict[int, int] = "beginning",
+    **options: Any,
+) -> AIOKafkaConsumer:
+    """A started consumer with every partition of ``topic`` assigned (no consumer group).
+
+    ``start`` is ``"beginning"``, ``"end"`` or an offset per partition (missing: 0).
+    """
+    settings: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": 8 << 20,
+        "fetch_max_bytes": 32 << 20,
+    }
+    settings.update(options)
+    consumer = AIOKafkaConsumer(**settings)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer.topics()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        if start == "beginning":
+            await consumer.seek_to_beginning(*tps)
+        elif start == "end":
+            await consumer.seek_to_end(*tps)
+        else:
+            assert isinstance(start, dict)
+            for tp in tps:
+                consumer.seek(tp, start.get(tp.partition, 0))
+    except BaseException:
+        await stop_client(consumer)
+        raise
+    return consumer

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from schemas.alliance import Alliance
-from services.common.kafka import stop_client
+from services.common.kafka import assigned_consumer, stop_client
 from services.common.logging import get_logger
 from services.common.topics import ALERTS, DECISIONS, LEDGER_CHANGELOG, PARTNER_ORDERS, RUNS
 from services.console import metrics
@@ -92,22 +92,8 @@ class ConsoleService:
             await stop_client(consumer)
 
     async def _consumer(self, topic: str) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 << 20,
-            fetch_max_bytes=32 << 20,
-        )
-        await consumer.start()
+        consumer = await assigned_consumer(self.bootstrap, topic, "beginning")
         self._consumers.append(consumer)
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         return consumer
 
     async def _follow(self, topic: str, consumer: AIOKafkaConsumer, handler: Handler) -> None:

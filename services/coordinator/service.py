@@ -16,14 +16,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from protocols.run import solve
 from schemas.alliance import Alliance
 from schemas.coordination import ApproveRun, RejectRun, RunState, TriggerProtocol
 from schemas.events import OrderAcknowledged
 from schemas.protocol import Protocol
-from services.common.kafka import durable_producer, stop_client
+from services.common.kafka import assigned_consumer, durable_producer, stop_client
 from services.common.logging import get_logger
 from services.common.topics import (
     ALERTS,
@@ -109,25 +109,10 @@ class CoordinatorService:
             await stop_client(self.producer)
 
     async def _consumer(self, topic: str, offsets: dict[int, int] | None) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=8 << 20,
-            fetch_max_bytes=32 << 20,
+        consumer = await assigned_consumer(
+            self.bootstrap, topic, "end" if offsets is None else offsets
         )
-        await consumer.start()
         self._consumers.append(consumer)
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        if offsets is None:
-            await consumer.seek_to_end(*tps)
-        else:
-            for tp in tps:
-                consumer.seek(tp, offsets.get(tp.partition, 0))
         return consumer
 
     async def _follow(self, consumer: AIOKafkaConsumer, handler: Any) -> None:
