@@ -8,7 +8,7 @@ from services.audit import metrics
 from services.audit.service import AuditService, report_verification
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditLog, AuditLogError
-from services.common.kafka import ensure_topics
+from services.common.kafka import ensure_topics, kafka_client_options
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import serve_metrics
 from services.common.runner import run_until_signalled
@@ -19,7 +19,7 @@ def run_audit(settings: AuditSettings) -> int:
     configure_logging("audit", settings.log_level, settings.log_json)
     log = get_logger("audit")
     bootstrap = settings.require_bootstrap()
-    asyncio.run(ensure_topics(bootstrap))
+    asyncio.run(ensure_topics(bootstrap, options=kafka_client_options(settings)))
     path = settings.audit_log_path
     try:
         audit_log = AuditLog(path)

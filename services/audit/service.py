@@ -24,7 +24,7 @@ from services.audit.records import AUDITED_TOPICS, SourceRecord
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditLog, verify_file
 from services.audit.verify import VerifyResult
-from services.common.kafka import durable_producer
+from services.common.kafka import durable_producer, kafka_client_options
 from services.common.logging import get_logger
 from services.common.topics import AUDIT
 
@@ -58,6 +58,7 @@ class AuditService:
     async def run(self) -> None:
         # aiokafka clients must be created inside the running event loop
         session_ms = int(self.settings.kafka_session_timeout * 1000)
+        kafka_options = kafka_client_options(self.settings)
         self.consumer = AIOKafkaConsumer(
             *AUDITED_TOPICS,
             bootstrap_servers=self.bootstrap,
@@ -68,8 +69,9 @@ class AuditService:
             heartbeat_interval_ms=max(500, session_ms // 4),
             rebalance_timeout_ms=session_ms,
             max_poll_records=self.settings.audit_batch_size,
+            **kafka_options,
         )
-        self.producer = durable_producer(self.bootstrap)
+        self.producer = durable_producer(self.bootstrap, kafka_options)
         await self.producer.start()
         try:
             await self.consumer.start()

@@ -59,6 +59,7 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_feed(args: argparse.Namespace) -> int:
+    from services.common.kafka import kafka_client_options
     from services.demo.feed import run_feed
 
     settings = load_settings(ServiceSettings)
@@ -73,6 +74,7 @@ def _cmd_demo_feed(args: argparse.Namespace) -> int:
             tick_seconds=args.tick,
             disruption_at_tick=args.disruption_at,
             ticks=args.ticks,
+            options=kafka_client_options(settings),
         )
     )
     return 0
@@ -90,10 +92,14 @@ def _cmd_demo_alliance(args: argparse.Namespace) -> int:
 
 def _cmd_watch(args: argparse.Namespace) -> int:
     from services.cli.watch import follow
+    from services.common.kafka import kafka_client_options
 
     settings = load_settings(ServiceSettings)
+    options = kafka_client_options(settings)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(follow(settings.require_bootstrap(), args.what, args.from_beginning))
+        asyncio.run(
+            follow(settings.require_bootstrap(), args.what, args.from_beginning, options=options)
+        )
     return 0
 
 

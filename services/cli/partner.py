@@ -13,8 +13,9 @@ import asyncio
 import getpass
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from services.cli.console import fail, say
 from services.common.settings import ServiceSettings, load_settings
@@ -37,11 +38,13 @@ def removal(partner_id: str, requested_by: str, reason: str) -> PartnerRemoved:
     )
 
 
-async def publish_removal(bootstrap: str, command: PartnerRemoved) -> None:
+async def publish_removal(
+    bootstrap: str, command: PartnerRemoved, options: Mapping[str, Any] | None = None
+) -> None:
     from services.common.kafka import durable_producer, stop_client
     from services.common.topics import COMMANDS, PARTNER_EVENTS
 
-    producer = durable_producer(bootstrap)
+    producer = durable_producer(bootstrap, options)
     await producer.start()
     try:
         value = command.model_dump_json().encode()
@@ -72,7 +75,11 @@ def _cmd_remove(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         fail(f"invalid removal: {exc.errors()[0]['msg']}")
         return 2
-    asyncio.run(publish_removal(settings.require_bootstrap(), command))
+    from services.common.kafka import kafka_client_options
+
+    asyncio.run(
+        publish_removal(settings.require_bootstrap(), command, kafka_client_options(settings))
+    )
     say(
         f"PartnerRemoved {command.command_id} published for {command.partner_id}; also remove "
         "the partner from the alliance file and revoke its tokens (`verbund access revoke`)"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -58,7 +59,11 @@ FORMATTERS: dict[str, tuple[str, Callable[[bytes], str | None]]] = {
 
 
 async def follow(
-    bootstrap: str, what: str, from_beginning: bool = False, stop: asyncio.Event | None = None
+    bootstrap: str,
+    what: str,
+    from_beginning: bool = False,
+    stop: asyncio.Event | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     topic, formatter = FORMATTERS[what]
     consumer = AIOKafkaConsumer(
@@ -67,6 +72,7 @@ async def follow(
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
         group_id=None,
+        **(options or {}),
     )
     await consumer.start()
     try:

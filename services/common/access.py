@@ -157,8 +157,9 @@ class LazyKafkaSend:
     """A :data:`Send` for a service without a producer of its own (the console): the producer
     starts on the first refusal; :meth:`close` stops it."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, options: Mapping[str, Any] | None = None) -> None:
         self.bootstrap = bootstrap
+        self.options = options  # kafka_client_options(settings)
         self._producer: Any = None
         self._lock = asyncio.Lock()
 
@@ -167,7 +168,7 @@ class LazyKafkaSend:
             if self._producer is None:
                 from services.common.kafka import durable_producer
 
-                producer = durable_producer(self.bootstrap)
+                producer = durable_producer(self.bootstrap, self.options)
                 await producer.start()
                 self._producer = producer
         await producer_send(self._producer)(topic, key, value)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import field_errors
@@ -29,6 +29,14 @@ class ServiceSettings(BaseSettings):
         default=None,
         description="host:port[,host:port] of an existing Kafka cluster; unset = embedded broker.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="PLAINTEXT (embedded broker, trusted network) or SASL with username/password "
+        "(services/common/kafka.py: kafka_client_options).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     log_json: bool = True
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
@@ -40,6 +48,24 @@ class ServiceSettings(BaseSettings):
         description="Principals, roles and hashed tokens (services/common/identity.py); "
         "default $VERBUND_DATA_DIR/credentials.yaml.",
     )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> ServiceSettings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            missing = [
+                f"VERBUND_KAFKA_{name.upper()}"
+                for name, value in (
+                    ("username", self.kafka_username),
+                    ("password", self.kafka_password and self.kafka_password.get_secret_value()),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"kafka_security_protocol={self.kafka_security_protocol} needs "
+                    + " and ".join(missing)
+                )
+        return self
 
     def credentials_path(self) -> Path:
         return self.credentials_file or self.data_dir / "credentials.yaml"

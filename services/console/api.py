@@ -194,7 +194,9 @@ def create_app(
     app[SERVICE_KEY] = service
     app[COORDINATOR_KEY] = coordinator_url
     app[STREAM_KEY] = {"keepalive": keepalive, "throttle": throttle}
-    lazy_send = LazyKafkaSend(service.bootstrap) if refusals is None else None
+    lazy_send = (
+        LazyKafkaSend(service.bootstrap, service.kafka_options) if refusals is None else None
+    )
     install_access(
         app,
         AccessControl(

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from schemas.alliance import load_alliance
 from services.common.identity import Role, build_identities
-from services.common.kafka import ensure_topics
+from services.common.kafka import ensure_topics, kafka_client_options
 from services.common.logging import configure_logging, get_logger
 from services.console.api import create_app
 from services.console.service import ConsoleService
@@ -35,12 +35,14 @@ async def run_console(settings: ConsoleSettings) -> None:
     if alliance is None:
         log.warning("alliance_missing", hint="set VERBUND_ALLIANCE_FILE to show regions")
     warn_if_nobody_can_log_in(settings)
-    await ensure_topics(bootstrap)
+    kafka_options = kafka_client_options(settings)
+    await ensure_topics(bootstrap, options=kafka_options)
     service = ConsoleService(
         bootstrap,
         alliance,
         settings.console_stale_after_seconds,
         min_partners=settings.aggregate_min_partners,
+        kafka_options=kafka_options,
     )
     await service.start()
     identities = build_identities(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -53,8 +53,10 @@ class ConsoleService:
         stale_after: float,
         clock: Callable[[], float] = time.time,
         min_partners: int = 3,
+        kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.kafka_options = dict(kafka_options or {})  # kafka_client_options(settings)
         self.min_partners = min_partners
         self.alliance = alliance
         self.stale_after = stale_after
@@ -92,7 +94,7 @@ class ConsoleService:
             await stop_client(consumer)
 
     async def _consumer(self, topic: str) -> AIOKafkaConsumer:
-        consumer = await assigned_consumer(self.bootstrap, topic, "beginning")
+        consumer = await assigned_consumer(self.bootstrap, topic, "beginning", self.kafka_options)
         self._consumers.append(consumer)
         return consumer
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from protocols.loader import load_library
 from schemas.alliance import load_alliance
 from services.common.identity import Role, build_identities
-from services.common.kafka import ensure_topics
+from services.common.kafka import ensure_topics, kafka_client_options
 from services.common.logging import configure_logging, get_logger
 from services.common.settings import SettingsError
 from services.coordinator import metrics
@@ -36,13 +36,15 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
             "`verbund access issue NAME --role coordinator`"
         )
     identities = build_identities(credentials, [(tokens_path, Role.COORDINATOR)])
-    await ensure_topics(bootstrap)
+    kafka_options = kafka_client_options(settings)
+    await ensure_topics(bootstrap, options=kafka_options)
     service = CoordinatorService(
         bootstrap,
         alliance,
         library.protocols,
         RunStore(settings.runs_dir(), settings.retention_decisions_days),
         settings.coordinator_tick_seconds,
+        kafka_options=kafka_options,
     )
     metrics.register(service.core)
     await service.start()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -38,7 +39,7 @@ from services.coordinator.replica import AllianceReplica
 from services.coordinator.snapshot import build_snapshot
 from services.coordinator.store import RunStore
 from services.coordinator.triggers import evaluate
-from services.ledger.recovery import read_changelogs
+from services.ledger.recovery import append_markers, read_changelogs
 
 log = get_logger("coordinator")
 
@@ -51,8 +52,10 @@ class CoordinatorService:
         protocols: dict[str, Protocol],
         store: RunStore,
         tick_seconds: float = 1.0,
+        kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.kafka_options = dict(kafka_options or {})  # kafka_client_options(settings)
         self.alliance = alliance
         self.core = Coordinator(protocols)
         self.replica = AllianceReplica()
@@ -67,11 +70,11 @@ class CoordinatorService:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        self.producer = durable_producer(self.bootstrap)
+        self.producer = durable_producer(self.bootstrap, self.kafka_options)
         await self.producer.start()
         partitions = list(range(LEDGER_CHANGELOG.partitions))
         log.debug("replica_loading", partitions=len(partitions))
-        records = await read_changelogs(self.bootstrap, partitions)
+        records = await read_changelogs(self.bootstrap, partitions, options=self.kafka_options)
         log.debug("replica_loaded")
         for partition, raws in records.items():
             for offset, raw in enumerate(raws):
@@ -110,7 +113,11 @@ class CoordinatorService:
 
     async def _consumer(self, topic: str, offsets: dict[int, int] | None) -> AIOKafkaConsumer:
         consumer = await assigned_consumer(
-            self.bootstrap, topic, "end" if offsets is None else offsets
+            self.bootstrap,
+            topic,
+            "end" if offsets is None else offsets,
+            self.kafka_options,
+            fetch_max_wait_ms=50,
         )
         self._consumers.append(consumer)
         return consumer
@@ -144,6 +151,19 @@ class CoordinatorService:
         )
         for firing in firings:
             await self.trigger(firing.protocol_id, f"rule:{firing.protocol_id}", firing.reason)
+
+    async def _sync_replica(self, timeout: float = 5.0) -> None:
+        """Make the snapshot consistent with everything the ledger wrote before this moment:
+        append a marker to each changelog partition and wait until the replica passed it."""
+        assert self.producer is not None
+        partitions = list(range(LEDGER_CHANGELOG.partitions))
+        markers = await append_markers(self.producer, LEDGER_CHANGELOG.name, partitions, "sync")
+        deadline = time.monotonic() + timeout
+        while any(self.replica.offsets.get(p, 0) <= offset for p, offset in markers.items()):
+            if time.monotonic() > deadline:
+                log.warning("replica_sync_timeout", markers=markers)
+                return
+            await asyncio.sleep(0.002)
 
     async def _caught_up(self, event_id: str, timeout: float = 5.0) -> None:
         """Wait until the replica holds the event behind an alert (alerts and changelog are
@@ -236,6 +256,7 @@ class CoordinatorService:
         protocol = run.protocol
         started = time.perf_counter()
         try:
+            await self._sync_replica()
             now = time.time()
             offsets = dict(self.replica.offsets)
             snapshot = build_snapshot(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from schemas.alliance import Alliance
 from services.common.kafka import durable_producer
@@ -20,10 +22,11 @@ async def run_feed(
     tick_seconds: float = 1.0,
     disruption_at_tick: int = 20,
     ticks: int | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> int:
     """Send one tick of partner events every ``tick_seconds``; returns events sent."""
     simulation = Simulation(alliance, disruption_at_tick=disruption_at_tick)
-    producer = durable_producer(bootstrap)
+    producer = durable_producer(bootstrap, options)
     await producer.start()
     sent = 0
     try:

@@ -35,7 +35,7 @@ from services.common.access import (
 from services.common.access import public as public_route
 from services.common.broker import BrokerError
 from services.common.identity import IdentityStore, Role, build_identities
-from services.common.kafka import durable_producer
+from services.common.kafka import durable_producer, kafka_client_options
 from services.common.metrics import LATENCY_BUCKETS
 from services.common.topics import PARTNER_EVENTS
 from services.gateway.core import (
@@ -305,7 +305,9 @@ class GatewayServer:
         identities = gateway_identities(settings)
         bootstrap = settings.require_bootstrap()
         producer = durable_producer(
-            bootstrap, request_timeout_ms=int(settings.gateway_send_timeout * 1000)
+            bootstrap,
+            kafka_client_options(settings),
+            request_timeout_ms=int(settings.gateway_send_timeout * 1000),
         )
         try:
             await asyncio.wait_for(producer.start(), settings.gateway_send_timeout)

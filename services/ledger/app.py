@@ -16,7 +16,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from services.common.kafka import durable_producer
+from services.common.kafka import durable_producer, kafka_client_options
 from services.common.logging import get_logger
 from services.common.topics import ALERTS, DEAD_LETTERS, LEDGER_CHANGELOG, PARTNER_EVENTS
 from services.ledger import metrics
@@ -34,6 +34,7 @@ class LedgerRuntime:
         self.settings = settings
         self.bootstrap = bootstrap
         self.processor = processor
+        self.kafka_options = kafka_client_options(settings)
         self.producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
         self._recovery_lock = asyncio.Lock()
@@ -45,7 +46,7 @@ class LedgerRuntime:
     async def start(self) -> AIOKafkaProducer:
         async with self._start_lock:
             if self.producer is None:
-                producer = durable_producer(self.bootstrap)
+                producer = durable_producer(self.bootstrap, self.kafka_options)
                 await producer.start()
                 self.producer = producer
         return self.producer
@@ -62,7 +63,7 @@ class LedgerRuntime:
             if not missing:
                 return
             started = time.perf_counter()
-            records = await read_changelogs(self.bootstrap, missing)
+            records = await read_changelogs(self.bootstrap, missing, options=self.kafka_options)
             now = time.time()
             for partition, partition_records in sorted(records.items()):
                 self.processor.restore_partition(partition, partition_records, now)
@@ -161,6 +162,22 @@ class LedgerRuntime:
             )
 
 
+def faust_credentials(settings: LedgerSettings) -> dict[str, Any]:
+    """The Faust equivalent of :func:`kafka_client_options`: nothing for PLAINTEXT, else
+    ``broker_credentials`` (SASL over TLS when the options carry an SSL context)."""
+    options = kafka_client_options(settings)
+    if not options:
+        return {}
+    return {
+        "broker_credentials": faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            mechanism=options["sasl_mechanism"],
+            ssl_context=options.get("ssl_context"),
+        )
+    }
+
+
 def create_app(settings: LedgerSettings, bootstrap: str, runtime: LedgerRuntime) -> faust.App:
     app = faust.App(
         settings.group_id,
@@ -180,6 +197,7 @@ def create_app(settings: LedgerSettings, bootstrap: str, runtime: LedgerRuntime)
         stream_buffer_maxsize=16_384,
         consumer_max_fetch_size=16 << 20,
         producer_acks=-1,
+        **faust_credentials(settings),
     )
     topic = app.topic(
         PARTNER_EVENTS.name,

@@ -7,7 +7,8 @@ partition first, and reading stops at the marker's acknowledged offset.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -17,20 +18,27 @@ from services.common.topics import LEDGER_CHANGELOG
 
 
 async def read_changelogs(
-    bootstrap: str, partitions: Iterable[int], topic: str = LEDGER_CHANGELOG.name
+    bootstrap: str,
+    partitions: Iterable[int],
+    topic: str = LEDGER_CHANGELOG.name,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[int, list[bytes]]:
-    """All records of the given changelog partitions, from the beginning to the current end."""
+    """All records of the given changelog partitions, from the beginning to the current end.
+
+    ``options``: :func:`services.common.kafka.kafka_client_options`.
+    """
     wanted = sorted(set(partitions))
     records: dict[int, list[bytes]] = {p: [] for p in wanted}
     if not wanted:
         return records
-    ends = await _append_markers(bootstrap, topic, wanted)
+    ends = await _append_markers(bootstrap, topic, wanted, options or {})
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 << 20,
         fetch_max_bytes=32 << 20,
+        **(options or {}),
     )
     await consumer.start()
     try:
@@ -54,16 +62,29 @@ async def read_changelogs(
         await stop_client(consumer)
 
 
-async def _append_markers(bootstrap: str, topic: str, partitions: list[int]) -> dict[int, int]:
+async def _append_markers(
+    bootstrap: str, topic: str, partitions: list[int], options: Mapping[str, Any]
+) -> dict[int, int]:
     """Append one marker per partition; returns each marker's offset (= records before it)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **options)
     await producer.start()
     try:
-        ends = {}
-        for partition in partitions:
-            marker = orjson.dumps({"v": 1, "p": partition, "marker": "recovery"})
-            meta = await producer.send_and_wait(topic, marker, partition=partition)
-            ends[partition] = meta.offset
-        return ends
+        return await append_markers(producer, topic, partitions)
     finally:
         await stop_client(producer)
+
+
+async def append_markers(
+    producer: AIOKafkaProducer, topic: str, partitions: list[int], reason: str = "recovery"
+) -> dict[int, int]:
+    """Append one marker record per partition (ignored by ``restore``); returns their offsets.
+
+    A reader that has consumed a partition past its marker has seen every record written
+    to it before the marker.
+    """
+    ends = {}
+    for partition in partitions:
+        marker = orjson.dumps({"v": 1, "p": partition, "marker": reason})
+        meta = await producer.send_and_wait(topic, marker, partition=partition)
+        ends[partition] = meta.offset
+    return ends

@@ -9,7 +9,7 @@ import logging
 import faust
 
 from schemas.alliance import load_alliance
-from services.common.kafka import ensure_topics
+from services.common.kafka import ensure_topics, kafka_client_options
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import serve_metrics
 from services.ledger.app import LedgerRuntime, create_app
@@ -39,7 +39,7 @@ def run_ledger(settings: LedgerSettings) -> int:
     configure_logging("ledger", settings.log_level, settings.log_json)
     log = get_logger("ledger")
     bootstrap = settings.require_bootstrap()
-    asyncio.run(ensure_topics(bootstrap))
+    asyncio.run(ensure_topics(bootstrap, options=kafka_client_options(settings)))
     alliance = load_alliance(settings.alliance_file) if settings.alliance_file else None
     processor = LedgerProcessor(alliance, dedup_capacity=settings.ledger_dedup_window)
     register_state_collector(processor)

@@ -4,6 +4,7 @@ agrees with the code: commands, settings, topics, metrics ports and config files
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import importlib
 import io
@@ -16,9 +17,24 @@ import pytest
 import yaml
 
 import services
+from services.audit.records import AUDITED_TOPICS
 from services.cli.main import build_parser
+from services.common import topics as topics_module
 from services.common.settings import ServiceSettings
-from services.common.topics import ALL_TOPICS
+from services.common.topics import (
+    ALERTS,
+    ALL_TOPICS,
+    AUDIT,
+    COMMANDS,
+    DEAD_LETTERS,
+    DECISIONS,
+    LEDGER_CHANGELOG,
+    PARTNER_EVENTS,
+    PARTNER_ORDERS,
+    PROTOCOLS,
+    RUNS,
+    TopicSpec,
+)
 from tests.deploy.metric_names import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -43,6 +59,65 @@ UPCOMING_SETTINGS = {
 }
 
 VERBUND_SERVICES = {"ledger", "gateway", "coordinator", "audit", "console"}
+# Kafka access of each Verbund service, from its code: topics it reads, topics it writes,
+# consumer groups it commits, prefixes of internal topics it reads. The one place to change
+# when a service starts using a topic: kafka-acl-setup in docker-compose.yml must grant exactly
+# this (plus Describe on the verbund.* topics, metadata only: ensure_topics lists them).
+# test_kafka_access_table_covers_the_topics_of_the_code checks it against the imports.
+KAFKA_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ledger": {
+        "read": (PARTNER_EVENTS.name, LEDGER_CHANGELOG.name),
+        "write": (LEDGER_CHANGELOG.name, ALERTS.name, DEAD_LETTERS.name),
+        "groups": ("verbund-ledger",),
+        "read_prefixed": ("verbund-ledger-",),  # Faust's internal leader topic
+    },
+    "gateway": {
+        "read": (),
+        "write": (PARTNER_EVENTS.name, COMMANDS.name),  # COMMANDS: AccessRefused
+    },
+    "coordinator": {
+        # the changelog replay appends a recovery marker (services/ledger/recovery.py)
+        "read": (LEDGER_CHANGELOG.name, ALERTS.name, PARTNER_EVENTS.name),
+        "write": (
+            LEDGER_CHANGELOG.name,
+            COMMANDS.name,
+            RUNS.name,
+            DECISIONS.name,
+            PARTNER_ORDERS.name,
+        ),
+    },
+    "audit": {
+        "read": (
+            COMMANDS.name,
+            RUNS.name,
+            DECISIONS.name,
+            PARTNER_ORDERS.name,
+            PROTOCOLS.name,
+            PARTNER_EVENTS.name,
+        ),
+        "write": (AUDIT.name,),
+        "groups": ("verbund-audit",),
+    },
+    "console": {
+        "read": (
+            LEDGER_CHANGELOG.name,
+            ALERTS.name,
+            RUNS.name,
+            DECISIONS.name,
+            PARTNER_ORDERS.name,
+        ),
+        "write": (COMMANDS.name,),  # AccessRefused
+    },
+}
+KAFKA_ADMIN = "User:admin"
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+EXAMPLE_PARTNER = "partner-example"
+# What the example partner may do: exactly this, and (shared topics) no restriction by key.
+EXAMPLE_PARTNER_ACLS = {
+    ("Write", "topic", PARTNER_EVENTS.name, "literal"),
+    ("Read", "topic", PARTNER_ORDERS.name, "literal"),
+    ("Read", "group", "partner.example.", "prefixed"),
+}
 DAY_MS = 24 * 3600 * 1000
 # Retention policy (docs/deployment.md): by topic name; "audit" topics keep everything.
 RETENTION_MS = {
@@ -57,12 +132,20 @@ RETENTION_MS = {
     "verbund.protocols": -1,
     "verbund.audit": -1,
 }
+USER_LINE = re.compile(r'^\s*user\s+(\S+)\s+"\$\$(\w+)"\s*$', re.MULTILINE)
+ACL_LINE = re.compile(
+    r"^\s*acl\s+(\S+)\s+(\w+)\s+(topic|group)\s+(\S+)(?:\s+(prefixed))?\s*(?:#.*)?$",
+    re.MULTILINE,
+)
 TOPIC_LINE = re.compile(r"^\s*topic\s+(\S+)\s+(\d+)\s+(-?\d+)\s*$", re.MULTILINE)
 REQUIRED_ENV = (
     "VERBUND_ALLIANCE_FILE",
     "VERBUND_GATEWAY_TOKENS_FILE",
     "VERBUND_COORDINATOR_TOKENS_FILE",
     "GRAFANA_ADMIN_PASSWORD",
+    "VERBUND_KAFKA_ADMIN_PASSWORD",
+    *(f"VERBUND_KAFKA_{name.upper()}_PASSWORD" for name in sorted(VERBUND_SERVICES)),
+    "VERBUND_KAFKA_PARTNER_EXAMPLE_PASSWORD",
 )
 # Services that serve /metrics on their own HTTP port (setting naming that port).
 HTTP_METRICS_PORT = {"gateway": "VERBUND_GATEWAY_PORT", "coordinator": "VERBUND_COORDINATOR_PORT"}
@@ -279,7 +362,147 @@ def test_kafka_runs_in_kraft_mode_with_a_healthcheck(services_) -> None:
     assert kafka["healthcheck"]["test"]
     bootstrap = {_env(svc)["VERBUND_KAFKA_BOOTSTRAP"] for svc in _verbund(services_).values()}
     assert bootstrap == {"kafka:9092"}
-    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "CLIENT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+# --- Kafka authentication and ACLs -----------------------------------------------------------
+
+
+def _acl_script(services_: dict[str, dict[str, Any]]) -> str:
+    return "\n".join(services_["kafka-acl-setup"]["command"])
+
+
+def _acls(services_: dict[str, dict[str, Any]]) -> dict[str, set[tuple[str, str, str, str]]]:
+    """user -> {(operation, resource type, name, pattern type)} granted by kafka-acl-setup."""
+    acls: dict[str, set[tuple[str, str, str, str]]] = {}
+    for user, operation, kind, name, prefixed in ACL_LINE.findall(_acl_script(services_)):
+        acls.setdefault(user, set()).add((operation, kind, name, prefixed or "literal"))
+    return acls
+
+
+def _expected_acls(service: str) -> set[tuple[str, str, str, str]]:
+    access = KAFKA_ACCESS[service]
+    return (
+        {("Describe", "topic", "verbund.", "prefixed")}
+        | {("Read", "topic", t, "literal") for t in access["read"]}
+        | {("Write", "topic", t, "literal") for t in access["write"]}
+        | {("Read", "group", g, "literal") for g in access.get("groups", ())}
+        | {("Read", "topic", p, "prefixed") for p in access.get("read_prefixed", ())}
+    )
+
+
+def _listeners(value: str) -> dict[str, str]:
+    """'NAME://host:port,...' or 'NAME:PROTOCOL,...' -> {NAME: rest}."""
+    return dict(item.split(":", 1) for item in value.split(","))
+
+
+def test_kafka_authenticates_everyone_and_authorizes_with_acls(services_) -> None:
+    env = _env(services_["kafka"])
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == STANDARD_AUTHORIZER
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == KAFKA_ADMIN
+    protocols = _listeners(env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"])
+    assert set(protocols) == set(_listeners(env["KAFKA_LISTENERS"]))
+    assert all(p.startswith("SASL_") for p in protocols.values()), f"no anonymous: {protocols}"
+    for listener in ("CLIENT", "EXTERNAL"):  # services and partners: SCRAM users only
+        assert env[f"KAFKA_LISTENER_NAME_{listener}_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    # the controller listener stays inside: not advertised, not published
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert controller not in _listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+    controller_port = _listeners(env["KAFKA_LISTENERS"])[controller].rsplit(":", 1)[1]
+    published = {str(p).rsplit(":", 1)[1] for p in services_["kafka"].get("ports", [])}
+    assert published == {"9094"} and controller_port not in published
+    assert "java.security.auth.login.config=" in env["KAFKA_OPTS"]
+    assert "--command-config" in " ".join(services_["kafka"]["healthcheck"]["test"])
+
+
+def test_every_verbund_service_uses_its_own_kafka_user_and_a_required_secret(services_) -> None:
+    for name, svc in _verbund(services_).items():
+        env = _env(svc)
+        assert env["VERBUND_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
+        assert env["VERBUND_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert env["VERBUND_KAFKA_USERNAME"] == name, name
+        assert env["VERBUND_KAFKA_PASSWORD"].startswith(
+            f"${{VERBUND_KAFKA_{name.upper()}_PASSWORD:?"
+        ), f"{name}: the password must come from a required secret"
+        settings = ServiceSettings(
+            kafka_security_protocol=env["VERBUND_KAFKA_SECURITY_PROTOCOL"],
+            kafka_sasl_mechanism=env["VERBUND_KAFKA_SASL_MECHANISM"],
+            kafka_username=env["VERBUND_KAFKA_USERNAME"],
+            kafka_password="x",
+        )
+        assert settings.kafka_username == name
+
+
+def test_acl_setup_creates_each_user_with_the_same_required_secret(services_) -> None:
+    setup = services_["kafka-acl-setup"]
+    assert setup["restart"] == "no"
+    assert setup["depends_on"]["kafka"]["condition"] == "service_healthy"
+    env = _env(setup)
+    users = dict(USER_LINE.findall(_acl_script(services_)))
+    assert set(users) == VERBUND_SERVICES | {EXAMPLE_PARTNER}
+    for user, variable in users.items():
+        secret = f"VERBUND_KAFKA_{user.upper().replace('-', '_')}_PASSWORD"
+        assert env[variable].startswith(f"${{{secret}:?"), f"{user}: {env[variable]}"
+        if user in VERBUND_SERVICES:
+            service_password = _env(services_[user])["VERBUND_KAFKA_PASSWORD"]
+            assert service_password.startswith(f"${{{secret}:?"), user
+    script = _acl_script(services_)
+    assert "SCRAM-SHA-512=[" in script and "--bootstrap-server kafka:9095" in script
+    for one_shot in ("kafka-acl-setup", "kafka-topics"):
+        admin = _env(services_[one_shot])["ADMIN_PASSWORD"]
+        assert admin.startswith("${VERBUND_KAFKA_ADMIN_PASSWORD:?"), one_shot
+
+
+def test_every_service_has_exactly_the_acls_of_the_topics_it_uses(services_) -> None:
+    acls = _acls(services_)
+    assert set(KAFKA_ACCESS) == VERBUND_SERVICES
+    for service in sorted(VERBUND_SERVICES):
+        granted, expected = acls.get(service, set()), _expected_acls(service)
+        assert not expected - granted, f"{service}: ACLs missing {sorted(expected - granted)}"
+        assert not granted - expected, f"{service}: ACLs beyond its use {granted - expected}"
+    known = {spec.name for spec in ALL_TOPICS}
+    for service, access in KAFKA_ACCESS.items():
+        assert set(access["read"]) | set(access["write"]) <= known, service
+    # the groups of the table are the ones the services are configured with
+    assert KAFKA_ACCESS["ledger"]["groups"] == (_env(services_["ledger"])["VERBUND_GROUP_ID"],)
+    assert KAFKA_ACCESS["audit"]["groups"] == (_env(services_["audit"])["VERBUND_AUDIT_GROUP_ID"],)
+    assert KAFKA_ACCESS["ledger"]["read_prefixed"] == (KAFKA_ACCESS["ledger"]["groups"][0] + "-",)
+    assert set(KAFKA_ACCESS["audit"]["read"]) == set(AUDITED_TOPICS)
+    assert set(acls) == VERBUND_SERVICES | {EXAMPLE_PARTNER}, "ACLs for an unknown user"
+
+
+def _topics_used_in_code(service: str) -> set[str]:
+    """Topics named in services/<service>/ (imports from services.common.topics), plus the
+    commands topic where the service installs access control (AccessRefused)."""
+    used: set[str] = set()
+    for path in (ROOT / "services" / service).glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "services.common.topics":
+                for alias in node.names:
+                    spec = getattr(topics_module, alias.name, None)
+                    if isinstance(spec, TopicSpec):
+                        used.add(spec.name)
+            elif isinstance(node, ast.Name) and node.id == "install_access":
+                used.add(COMMANDS.name)
+    return used
+
+
+def test_kafka_access_table_covers_the_topics_of_the_code() -> None:
+    for service, access in KAFKA_ACCESS.items():
+        used = _topics_used_in_code(service)
+        assert used, service
+        uncovered = used - set(access["read"]) - set(access["write"])
+        assert not uncovered, f"{service} uses {sorted(uncovered)}: add to KAFKA_ACCESS and ACLs"
+
+
+def test_example_partner_acls_are_exact_and_the_key_limit_is_documented(services_) -> None:
+    assert _acls(services_)[EXAMPLE_PARTNER] == EXAMPLE_PARTNER_ACLS
+    script = _acl_script(services_)
+    assert "docs/partner-onboarding.md" in script
+    assert re.search(r"ACLs never restrict keys", script)
+    assert (ROOT / "docs" / "partner-onboarding.md").is_file()
 
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -304,6 +527,7 @@ def test_verbund_services_wait_for_kafka_and_the_topics(services_) -> None:
         deps = svc["depends_on"]
         assert deps["kafka"]["condition"] == "service_healthy", name
         assert deps["kafka-topics"]["condition"] == "service_completed_successfully", name
+        assert deps["kafka-acl-setup"]["condition"] == "service_completed_successfully", name
 
 
 # --- metrics ---------------------------------------------------------------------------------
