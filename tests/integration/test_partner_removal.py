@@ -22,7 +22,6 @@ from tests.integration.test_ledger_service import held_positions, of, send, stoc
 pytestmark = pytest.mark.integration
 
 LEAVING, STAYING = "hosp-leaving", "hosp-staying"
-T0 = datetime.now(UTC) - timedelta(minutes=5)
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +120,11 @@ async def eventually(check, timeout: float = 60.0) -> None:  # type: ignore[no-u
 async def test_removed_partner_stays_removed_across_a_restart(
     ledger: ServiceProcess, alerts: TopicCollector, producer: AIOKafkaProducer, bootstrap: str
 ) -> None:
-    await send(producer, stock(STAYING, 500, T0), STAYING)
-    await send(producer, stock(LEAVING, 5, T0), LEAVING)  # a critical shortage
+    # event times relative to now: the data-age check below must not depend on when
+    # the module was collected
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    await send(producer, stock(STAYING, 500, t0), STAYING)
+    await send(producer, stock(LEAVING, 5, t0), LEAVING)  # a critical shortage
     await alerts.wait_for(of(LEAVING, "ShortageDetected"), timeout=90)
     await eventually(lambda: data_age(ledger, STAYING) is not None)
     before = held_positions(ledger.metrics())
@@ -141,9 +143,9 @@ async def test_removed_partner_stays_removed_across_a_restart(
     assert ledger.stop() == 0, ledger.log_text()[-2000:]
     ledger.start()
     await eventually(lambda: up(ledger))
-    await send(producer, stock(STAYING, 400, T0 + timedelta(minutes=1)), STAYING)
+    await send(producer, stock(STAYING, 400, t0 + timedelta(minutes=1)), STAYING)
     # a late event of the removed partner is ignored after the restart too
-    await send(producer, stock(LEAVING, 1, T0 + timedelta(minutes=2)), LEAVING)
+    await send(producer, stock(LEAVING, 1, t0 + timedelta(minutes=2)), LEAVING)
     await eventually(lambda: (data_age(ledger, STAYING) or 1e9) < 5 * 60)
     await asyncio.sleep(2)
     assert data_age(ledger, LEAVING) is None, ledger.log_text()[-3000:]
