@@ -22,6 +22,7 @@ from protocols.loader import (
     resolve_protocol,
 )
 from protocols.overrides import apply_overrides
+from protocols.progress import progress
 from protocols.report import compare, render
 from protocols.run import RunResult, solve
 from schemas.protocol import Protocol
@@ -111,14 +112,17 @@ def _runs(args: argparse.Namespace) -> list[tuple[str, Protocol]]:
 
 def cmd_drill(args: argparse.Namespace) -> int:
     try:
-        scenario = load_scenario(args.scenario)
+        with progress(f"loading {args.scenario}"):
+            scenario = load_scenario(args.scenario)
         runs = _runs(args)
     except (ScenarioFileError, ProtocolFileError, ValueError) as exc:
         _err(f"error: {exc}")
         return EXIT_USAGE
     results: list[tuple[str, RunResult]] = []
-    for label, protocol in runs:
-        result = solve(protocol, scenario, solver=args.solver, run_id=f"drill-{label}")
+    for index, (label, protocol) in enumerate(runs, start=1):
+        size = f"{len(scenario.positions)} positions, {len(scenario.needs)} needs"
+        with progress(f"[{index}/{len(runs)}] solving {label} on {size}"):
+            result = solve(protocol, scenario, solver=args.solver, run_id=f"drill-{label}")
         log.info(
             "drill_run",
             run_id=result.record.run_id,

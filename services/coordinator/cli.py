@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from protocols.progress import progress
 from protocols.run import RunRecord, replay
 from schemas.protocol import Protocol
 from schemas.scenario import Scenario
@@ -161,7 +162,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"v{record.protocol_version}, solver {record.solver} {record.solver_version}, "
         f"{len(snapshot.positions)} positions, {len(snapshot.needs)} needs ..."
     )
-    report = replay(record, protocol, snapshot)
+    with progress(f"solving {record.run_id} again"):
+        report = replay(record, protocol, snapshot)
     if report.identical:
         say(f"identical: decision hash {report.decision_hash}")
         return 0
