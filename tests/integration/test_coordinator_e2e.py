@@ -375,3 +375,34 @@ def test_bad_requests_and_tokens(stack) -> None:
     # the broken protocol file is refused, the others keep working
     assert status == 200 and {p["id"] for p in protocols} == {"e2e-reallocation", "e2e-four-eyes"}
     assert "protocol_refused" in stack["coordinator"].log_text()
+
+
+def test_cli_protocol_run_and_runs(stack) -> None:
+    env = {
+        **os.environ,
+        **stack["env"],
+        "VERBUND_COORDINATOR_URL": stack["url"],
+        "VERBUND_COORDINATOR_TOKEN": stack["ben"],
+    }
+    cli = [sys.executable, "-m", "services.cli.main"]
+    ran = subprocess.run(
+        [*cli, "protocol", "run", "e2e-reallocation", "--reason", "cli"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "protocol e2e-reallocation v1" in ran.stdout
+    assert "state     : published" in ran.stdout or "state     : completed" in ran.stdout
+    run_id = ran.stdout.split()[1]
+    listed = subprocess.run([*cli, "runs"], env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and run_id in listed.stdout
+    refused = subprocess.run(
+        [*cli, "runs"],
+        env={**env, "VERBUND_COORDINATOR_TOKEN": "wrong"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1 and "401" in refused.stderr
