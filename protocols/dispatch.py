@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from protocols.fastlp import fast_path_applies, solve_fast
+from protocols.fastlp import batchable, fast_path_applies, solve_fast, solve_fast_batch
 from protocols.pulp_model import explain_infeasible, solve_lexicographic
 from protocols.solvers import SolverChoice
 from protocols.status import SolveStatus
@@ -24,6 +24,14 @@ from protocols.transport import TransportProblem, TransportSolution
 
 #: Upper bound on solver threads; the default is the number of usable cores.
 MAX_WORKERS = 8
+
+#: Small closed-form problems are stacked into block-diagonal LPs of at most this
+#: many columns (fixed, so the batches, and with them the decision, do not depend
+#: on the thread count). Larger problems are solved alone, one per thread. Measured
+#: at 50 x 50 (~420 columns per material, solve stage, 2 threads): 0 (no stacking)
+#: 0.072 s, 1,000 0.062 s, 2,000-3,000 0.057 s, 11,000 0.068 s, 50,000 0.100 s (one
+#: LP: simplex time grows faster than the model and the second thread idles).
+BATCH_COLUMNS = 2_500
 
 
 def default_workers() -> int:
@@ -50,6 +58,10 @@ def _guarded(
             np.zeros(problem.n_arcs),
             explanation=f"{problem.group}: solver error: {exc}",
         )
+
+
+def _solve_fast_guarded(problem: TransportProblem, choice: SolverChoice) -> TransportSolution:
+    return _guarded(problem, lambda: solve_fast(problem, choice.time_limit_s))
 
 
 def _after_fast(
@@ -83,17 +95,51 @@ def solve_transports(
     """
     workers = default_workers() if workers is None else max(1, workers)
     fast = [i for i, p in enumerate(problems) if _uses_fast_path(p, choice, use_fast_path)]
+    batches = _batches(problems, fast)
     solved: dict[int, TransportSolution] = {}
-    if workers > 1 and len(fast) > 1:
 
-        def one(i: int) -> TransportSolution:
-            return _guarded(problems[i], lambda: solve_fast(problems[i], choice.time_limit_s))
+    def run(batch: list[int]) -> list[TransportSolution]:
+        if len(batch) > 1:
+            members = [problems[i] for i in batch]
+            try:
+                together = solve_fast_batch(members, choice.time_limit_s)
+            except Exception:  # solved one by one below, errors reported per problem
+                together = None
+            if together is not None:
+                return together
+        return [_solve_fast_guarded(problems[i], choice) for i in batch]
 
-        with ThreadPoolExecutor(max_workers=min(workers, len(fast))) as pool:
-            solved = dict(zip(fast, pool.map(one, fast), strict=True))
+    if workers > 1 and len(batches) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+            results = list(pool.map(run, batches))
+    else:
+        results = [run(batch) for batch in batches]
+    for batch, result in zip(batches, results, strict=True):
+        solved.update(zip(batch, result, strict=True))
     return [
         _after_fast(p, choice, solved[i])
         if i in solved
         else solve_transport(p, choice, use_fast_path)
         for i, p in enumerate(problems)
     ]
+
+
+def _batches(problems: Sequence[TransportProblem], fast: list[int]) -> list[list[int]]:
+    """Fast-path problems grouped in input order: consecutive small closed-form problems
+    share a block LP of at most ``BATCH_COLUMNS`` columns, every other one is alone."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    columns = 0
+    for i in fast:
+        n = problems[i].n_arcs
+        if not (batchable(problems[i]) and n <= BATCH_COLUMNS):
+            batches.append([i])
+            continue
+        if current and columns + n > BATCH_COLUMNS:
+            batches.append(current)
+            current, columns = [], 0
+        current.append(i)
+        columns += n
+    if current:
+        batches.append(current)
+    return batches

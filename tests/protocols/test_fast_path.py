@@ -69,3 +69,39 @@ def test_spare_donor_next_to_unmet_need_is_detected_with_run_problems():
     found = check_tier_priority(sc, p.optimization, p.scope, bad, problems)
     assert found == check_tier_priority(sc, p.optimization, p.scope, bad)
     assert len(found) == 1 and "spare" in found[0] and "need-hosp" in found[0]
+
+
+def test_block_lp_of_small_materials_matches_one_lp_per_material():
+    from protocols.fastlp import batchable, solve_fast, solve_fast_batch
+
+    sc = generate_scenario(25, 10, seed=5, capacity=False, purchasing=False)
+    problems = [m.problem for m in build_problems(sc, protocol().optimization, protocol().scope)]
+    assert all(batchable(p) for p in problems)
+    together = solve_fast_batch(problems, 60.0)
+    assert together is not None
+    for problem, block in zip(problems, together, strict=True):
+        alone = solve_fast(problem, 60.0)
+        assert block.status is alone.status is SolveStatus.OPTIMAL
+        assert block.method == alone.method
+        assert [name for name, _ in block.stages] == [name for name, _ in alone.stages]
+        for (_, a), (_, b) in zip(block.stages, alone.stages, strict=True):
+            assert a == pytest.approx(b, rel=1e-9, abs=1e-6)
+        tiers = {s.tier for s in problem.sinks}
+        sink_tier = [problem.sinks[j].tier for j in problem.arc_sink]
+        for tier in tiers:
+            got = sum(f for f, t in zip(block.flows, sink_tier, strict=True) if t == tier)
+            ref = sum(f for f, t in zip(alone.flows, sink_tier, strict=True) if t == tier)
+            assert got == pytest.approx(ref, rel=1e-9, abs=1e-6)
+
+
+def test_batch_size_changes_no_objective(monkeypatch):
+    import protocols.dispatch as dispatch
+
+    sc = generate_scenario(30, 12, seed=3, capacity=False, purchasing=False)
+    p = protocol()
+    batched = solve(p, sc)
+    monkeypatch.setattr(dispatch, "BATCH_COLUMNS", 0)  # every material alone
+    alone = solve(p, sc)
+    assert batched.decision.status is alone.decision.status is SolveStatus.OPTIMAL
+    assert batched.decision.unmet_by_tier == pytest.approx(alone.decision.unmet_by_tier, abs=1e-5)
+    assert batched.decision.total_cost == pytest.approx(alone.decision.total_cost, rel=1e-9)
