@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.decisions import CapacityAssignment, NeedFulfilment, order_id
-from protocols.reallocation import ROUND, clean_flows, in_scope, lane_cost_matrix
+from protocols.reallocation import (
+    ROUND,
+    clean_flows,
+    fulfilment_of,
+    in_scope,
+    lane_cost_matrix,
+)
 from protocols.transport import (
     Sink,
     Source,
@@ -151,16 +157,4 @@ def assign(
                 cost=round(hours * float(p.arc_cost[a]), ROUND),
             )
         )
-    inflow = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks))
-    fulfilment = [
-        NeedFulfilment(
-            need_id=s.need_id,
-            partner_id=s.partner_id,
-            item=cp.capability,
-            tier=s.tier,
-            requested=s.demand,
-            fulfilled=round(float(inflow[j]), ROUND),
-        )
-        for j, s in enumerate(p.sinks)
-    ]
-    return orders, fulfilment
+    return orders, fulfilment_of(p, flows, cp.capability)

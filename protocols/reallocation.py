@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from protocols.decisions import NeedFulfilment, TransferOrder, order_id
 from protocols.geo import haversine_matrix
@@ -256,16 +257,22 @@ def assign(
                 cost=round(qty * float(p.arc_cost[a]), ROUND),
             )
         )
+    return orders, fulfilment_of(p, flows, mp.material_id)
+
+
+def fulfilment_of(
+    p: TransportProblem, flows: npt.NDArray[np.float64], item: str
+) -> list[NeedFulfilment]:
+    """Requested vs. delivered per need (sink) of a solved transport problem."""
     inflow = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks))
-    fulfilment = [
+    return [
         NeedFulfilment.model_construct(
             need_id=s.need_id,
             partner_id=s.partner_id,
-            item=mp.material_id,
+            item=item,
             tier=s.tier,
             requested=s.demand,
             fulfilled=round(float(inflow[j]), ROUND),
         )
         for j, s in enumerate(p.sinks)
     ]
-    return orders, fulfilment
