@@ -165,14 +165,6 @@ async def topics(bootstrap: str) -> AsyncIterator[dict[str, TopicCollector]]:
         await collector.stop()
 
 
-@pytest.fixture(scope="module")
-async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await p.start()
-    yield p
-    await p.stop()
-
-
 def api(stack: dict[str, Any], method: str, path: str, token: str, body: Any = None) -> Any:
     request = urllib.request.Request(
         stack["url"] + path,

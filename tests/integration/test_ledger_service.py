@@ -14,7 +14,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from services.common.topics import ALERTS, DEAD_LETTERS, PARTNER_EVENTS
+from services.common.topics import DEAD_LETTERS, PARTNER_EVENTS
 from tests.integration.kafka_helpers import (
     ServiceProcess,
     TopicCollector,
@@ -68,25 +68,10 @@ def ledger(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture(scope="module")
-async def alerts(bootstrap: str) -> AsyncIterator[TopicCollector]:
-    collector = await TopicCollector(bootstrap, ALERTS.name).start()
-    yield collector
-    await collector.stop()
-
-
-@pytest.fixture(scope="module")
 async def dead_letters(bootstrap: str) -> AsyncIterator[TopicCollector]:
     collector = await TopicCollector(bootstrap, DEAD_LETTERS.name).start()
     yield collector
     await collector.stop()
-
-
-@pytest.fixture(scope="module")
-async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 def stock(partner: str, on_hand: float, at: datetime, **overrides: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +14,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.cli.partner import publish_removal, removal
-from services.common.topics import ALERTS, LEDGER_CHANGELOG
+from services.common.topics import LEDGER_CHANGELOG
 from services.coordinator.replica import AllianceReplica
 from tests.integration.kafka_helpers import ServiceProcess, TopicCollector, metric_value
 from tests.integration.test_ledger_service import held_positions, of, send, stock
@@ -51,21 +51,6 @@ def ledger(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield service
     finally:
         service.stop()
-
-
-@pytest.fixture(scope="module")
-async def alerts(bootstrap: str) -> AsyncIterator[TopicCollector]:
-    collector = await TopicCollector(bootstrap, ALERTS.name).start()
-    yield collector
-    await collector.stop()
-
-
-@pytest.fixture(scope="module")
-async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def replica_of_changelog(bootstrap: str) -> AllianceReplica:
