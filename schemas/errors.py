@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-_UNION_TAGS = ("StockReported", "CapacityOffered", "NeedReported", "OrderAcknowledged")
+# the partner event types (schemas.events.PARTNER_EVENT_TYPES; a test keeps them equal)
+_UNION_TAGS = (
+    "StockReported",
+    "CapacityOffered",
+    "NeedReported",
+    "CapacityNeeded",
+    "PurchaseDemandReported",
+    "OrderAcknowledged",
+)
 _TAG_ERRORS = ("union_tag_invalid", "union_tag_not_found")
 
 

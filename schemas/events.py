@@ -110,6 +110,36 @@ class NeedReported(Envelope):
     criticality: Criticality
 
 
+class CapacityNeeded(Envelope):
+    """Production the partner cannot do itself: hours of a capability it needs from others."""
+
+    type: Literal["CapacityNeeded"] = "CapacityNeeded"
+    need_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    site_id: SiteId
+    capability: Annotated[
+        str,
+        Field(pattern=r"^[a-z][a-z0-9_-]{1,39}$", description="e.g. cnc-milling, sterilisation"),
+    ]
+    required_qualifications: list[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,39}$")]
+    ] = Field(default_factory=list, max_length=50)
+    hours: Quantity = Field(description="Machine hours needed; 0 withdraws the need.")
+    needed_by: date
+    criticality: Criticality
+
+
+class PurchaseDemandReported(Envelope):
+    """How much of a material the partner wants to buy through its joint purchasing pool.
+
+    Quantities only: prices are never sent by partners (they exist only as the pool's
+    supplier quotes, entered by coordinators)."""
+
+    type: Literal["PurchaseDemandReported"] = "PurchaseDemandReported"
+    material_id: MaterialId
+    unit: Unit
+    quantity: Quantity = Field(description="Quantity to buy; 0 withdraws the demand.")
+
+
 class OrderAcknowledged(Envelope):
     """A partner's answer to an order it received from a protocol run."""
 
@@ -120,7 +150,12 @@ class OrderAcknowledged(Envelope):
 
 
 PartnerEvent = Annotated[
-    StockReported | CapacityOffered | NeedReported | OrderAcknowledged,
+    StockReported
+    | CapacityOffered
+    | NeedReported
+    | CapacityNeeded
+    | PurchaseDemandReported
+    | OrderAcknowledged,
     Field(discriminator="type"),
 ]
 
@@ -128,6 +163,8 @@ PARTNER_EVENT_TYPES: tuple[type[Envelope], ...] = (
     StockReported,
     CapacityOffered,
     NeedReported,
+    CapacityNeeded,
+    PurchaseDemandReported,
     OrderAcknowledged,
 )
 

@@ -32,13 +32,16 @@ from schemas.alliance import Alliance
 from schemas.audit import AccessRefused
 from schemas.common import MATERIAL_ID_PATTERN, PARTNER_ID_PATTERN
 from schemas.events import (
+    CapacityNeeded,
     CapacityOffered,
     NeedReported,
     OrderAcknowledged,
     PartnerEvent,
+    PurchaseDemandReported,
     StockReported,
 )
 from schemas.protocol import Protocol
+from schemas.purchasing import SupplierQuoteSet
 from schemas.scenario import Scenario
 from services.common.topics import (
     ALERTS,
@@ -46,6 +49,7 @@ from services.common.topics import (
     COMMANDS,
     DEAD_LETTERS,
     PARTNER_EVENTS,
+    QUOTES,
     TopicSpec,
 )
 
@@ -84,6 +88,12 @@ REGISTRY: list[SchemaEntry] = [
                 PARTNER_EVENTS.name),
     SchemaEntry("NeedReported", NeedReported, "An explicit need of a partner.",
                 PARTNER_EVENTS.name),
+    SchemaEntry("CapacityNeeded", CapacityNeeded,
+                "Production hours of a capability a partner needs from others.",
+                PARTNER_EVENTS.name),
+    SchemaEntry("PurchaseDemandReported", PurchaseDemandReported,
+                "Quantity a partner wants to buy through its purchasing pool (no prices).",
+                PARTNER_EVENTS.name),
     SchemaEntry("OrderAcknowledged", OrderAcknowledged, "A partner's answer to an order.",
                 PARTNER_EVENTS.name),
     SchemaEntry("PartnerEvent", PartnerEvent, "Any partner event, discriminated by `type`."),
@@ -96,6 +106,9 @@ REGISTRY: list[SchemaEntry] = [
                 DEAD_LETTERS.name),
     SchemaEntry("AccessRefused", AccessRefused, "Access control refused a request (audited).",
                 COMMANDS.name),
+    SchemaEntry("SupplierQuoteSet", SupplierQuoteSet,
+                "A supplier's price tiers for a pool material, entered by a coordinator.",
+                QUOTES.name),
     SchemaEntry("Alliance", Alliance, "The alliance directory file (YAML or JSON)."),
     SchemaEntry("Protocol", Protocol, "A crisis protocol file (versioned, reviewed playbook)."),
     SchemaEntry("Scenario", Scenario, "A drill scenario file: alliance state to run protocols on."),

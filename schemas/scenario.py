@@ -105,10 +105,15 @@ class SupplierOffer(Contract):
 
     @model_validator(mode="after")
     def _increasing(self) -> SupplierOffer:
-        mins = [t.min_quantity for t in self.tiers]
-        if mins != sorted(mins) or len(set(mins)) != len(mins):
-            raise ValueError("tiers must have strictly increasing min_quantity")
+        check_tiers(self.tiers)
         return self
+
+
+def check_tiers(tiers: list[PriceTier]) -> None:
+    """Tiers must start at distinct, strictly increasing minimum quantities."""
+    mins = [t.min_quantity for t in tiers]
+    if mins != sorted(mins) or len(set(mins)) != len(mins):
+        raise ValueError("tiers must have strictly increasing min_quantity")
 
 
 class PurchaseDemand(Contract):

@@ -6,6 +6,8 @@ One batch of a partition becomes one or more JSON records::
      "pos":   [[partner, as_of, event_id, [[site, material, unit, on_hand, safety, daily]]]],
      "need":  [[partner, need_id, site, material, unit, qty, needed_by, criticality, as_of, id]],
      "offer": [[partner, offer_id, site, capability, quals, hours, from, until, as_of, id]],
+     "cneed": [[partner, need_id, site, capability, quals, hours, needed_by, crit, as_of, id]],
+     "pdem":  [[partner, material, unit, quantity, as_of, id]],
      "ids":   [event ids processed], "seen": {partner: newest occurred_at},
      "drop":  [[partner, site, material]]   positions dropped by the retention sweep,
      "rm":    [[partner, removed_at]]}      partners removed from the alliance (erasure)
@@ -65,7 +67,7 @@ def encode_changelog(state: PartitionState, changes: Applied) -> list[bytes]:
             current.setdefault("pos", []).append([partner, as_of, event_id, part])
             start += len(part)
             room -= len(part)
-    for kind, rows_of_kind in (("need", changes.needs), ("offer", changes.offers)):
+    for kind, rows_of_kind in (("need", changes.needs), *changes.items.items()):
         for other in rows_of_kind:
             if room == 0:
                 next_record()

@@ -23,9 +23,11 @@ from schemas.common import Criticality
 from schemas.coordination import PartnerRemoved
 from schemas.errors import field_errors
 from schemas.events import (
+    CapacityNeeded,
     CapacityOffered,
     NeedReported,
     OrderAcknowledged,
+    PurchaseDemandReported,
     StockReported,
     parse_partner_event,
 )
@@ -156,6 +158,10 @@ class LedgerProcessor:
                 state.apply_need(event, changes)
             elif isinstance(event, CapacityOffered):
                 state.apply_offer(event, changes)
+            elif isinstance(event, CapacityNeeded):
+                state.apply_capacity_need(event, changes)
+            elif isinstance(event, PurchaseDemandReported):
+                state.apply_demand(event, changes)
         today = datetime.fromtimestamp(now, UTC).date()
         for partition, changes in applied.items():
             if changes.stale_positions:
@@ -177,7 +183,9 @@ class LedgerProcessor:
         for key in [k for k in changes.position_keys if k[0] == partner]:
             del changes.position_keys[key]
         changes.needs = [row for row in changes.needs if row[0] != partner]
-        changes.offers = [row for row in changes.offers if row[0] != partner]
+        changes.items = {
+            kind: [row for row in rows if row[0] != partner] for kind, rows in changes.items.items()
+        }
         changes.seen.pop(partner, None)
         for key in keys:
             changes.touched.add(key)

@@ -52,3 +52,23 @@ class OfferRecord:
     available_until: float
     as_of: float
     event_id: str
+
+
+@dataclass(slots=True, frozen=True)
+class CapacityNeedRecord:
+    site_id: str
+    capability: str
+    required_qualifications: tuple[str, ...]
+    hours: float
+    needed_by: str  # ISO date
+    criticality: str
+    as_of: float
+    event_id: str
+
+
+@dataclass(slots=True, frozen=True)
+class PurchaseDemandRecord:
+    unit: str
+    quantity: float
+    as_of: float
+    event_id: str

@@ -10,11 +10,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.events import CapacityOffered, NeedReported, StockReported
+from schemas.events import (
+    CapacityNeeded,
+    CapacityOffered,
+    NeedReported,
+    PurchaseDemandReported,
+    StockReported,
+)
 from services.ledger.balance import MaterialBalances
 from services.ledger.changelog import position_rows
 from services.ledger.dedup import EventIdWindow
-from services.ledger.records import NeedRecord, OfferRecord, PositionKey, PositionRecord
+from services.ledger.items import (
+    CAPACITY_NEEDS,
+    ITEM_KINDS,
+    OFFERS,
+    PURCHASE_DEMANDS,
+    ItemBook,
+    ItemKind,
+    Row,
+    capacity_need_row,
+    demand_row,
+    offer_row,
+)
+from services.ledger.records import (
+    CapacityNeedRecord,
+    NeedRecord,
+    OfferRecord,
+    PositionKey,
+    PositionRecord,
+    PurchaseDemandRecord,
+)
 from services.ledger.shortage import ShortageTracker
 
 _new_tuple = tuple.__new__
@@ -22,7 +47,6 @@ _new_tuple = tuple.__new__
 # Changelog rows: lists, so they encode compactly as JSON arrays.
 PositionRow = list[Any]  # partner, site, material, unit, on_hand, safety, daily, as_of, event_id
 NeedRow = list[Any]  # partner, need_id, site, material, unit, qty, needed_by, crit, as_of, id
-OfferRow = list[Any]  # partner, offer_id, site, capability, quals, hours, from, until, as_of, id
 
 
 @dataclass
@@ -32,7 +56,8 @@ class Applied:
     # keys whose position changed, in order; the changelog holds their final records
     position_keys: dict[PositionKey, None] = field(default_factory=dict)
     needs: list[NeedRow] = field(default_factory=list)
-    offers: list[OfferRow] = field(default_factory=list)
+    # rows of offers, capacity needs and purchase demands, by changelog key (items.ITEM_KINDS)
+    items: dict[str, list[Row]] = field(default_factory=dict)
     event_ids: list[str] = field(default_factory=list)
     seen: dict[str, float] = field(default_factory=dict)
     # keys whose needs changed (shortage re-assessed together with position_keys)
@@ -50,17 +75,24 @@ class Applied:
 
 
 class PartitionState:
-    """Positions, needs, capacity offers, freshness and open shortages of one partition."""
+    """Positions, needs, capacity offers and needs, purchase demands, freshness and open
+    shortages of one partition."""
 
     def __init__(self, partition: int, dedup_capacity: int = 200_000) -> None:
         self.partition = partition
         self.positions: dict[PositionKey, PositionRecord] = {}
         self.needs: dict[tuple[str, str], NeedRecord] = {}
         self.need_totals: dict[PositionKey, float] = {}
-        self.offers: dict[tuple[str, str], OfferRecord] = {}
-        # when a need / offer was withdrawn, so an older event cannot bring it back
+        # when a need was withdrawn, so an older event cannot bring it back
         self.withdrawn_needs: dict[tuple[str, str], float] = {}
-        self.withdrawn_offers: dict[tuple[str, str], float] = {}
+        self.offers: ItemBook[OfferRecord] = ItemBook()
+        self.capacity_needs: ItemBook[CapacityNeedRecord] = ItemBook()
+        self.purchase_demands: ItemBook[PurchaseDemandRecord] = ItemBook()
+        self._books: dict[str, ItemBook[Any]] = {
+            OFFERS.changelog_key: self.offers,
+            CAPACITY_NEEDS.changelog_key: self.capacity_needs,
+            PURCHASE_DEMANDS.changelog_key: self.purchase_demands,
+        }
         self.last_seen: dict[str, float] = {}
         # partners removed from the alliance (partner -> when): their events are ignored
         self.removed: dict[str, float] = {}
@@ -126,16 +158,9 @@ class PartitionState:
             self.need_totals[key] = total
         self.balances.add_need((material, unit), delta)
 
-    def set_offer(self, row: OfferRow) -> None:
-        partner, offer_id, site, capability, quals, hours, start, until, as_of, event_id = row
-        if hours > 0:
-            self.offers[(partner, offer_id)] = OfferRecord(
-                site, capability, tuple(quals), hours, start, until, as_of, event_id
-            )
-            self.withdrawn_offers.pop((partner, offer_id), None)
-        else:
-            self.offers.pop((partner, offer_id), None)
-            self.withdrawn_offers[(partner, offer_id)] = as_of
+    def set_item(self, kind: ItemKind, row: Row) -> None:
+        key, record, as_of = kind.item(row)
+        self._books[kind.changelog_key].put(key, record, as_of)
 
     def remove_position(self, key: PositionKey) -> bool:
         old = self.positions.pop(key, None)
@@ -155,9 +180,10 @@ class PartitionState:
                 self._add_need(partner, need.site_id, need.material_id, need.unit, -need.quantity)
                 del self.needs[(owner, need_id)]
                 touched.add((partner, need.site_id, need.material_id))
-        for mapping in (self.offers, self.withdrawn_needs, self.withdrawn_offers):
-            for owner_key in [k for k in mapping if k[0] == partner]:
-                del mapping[owner_key]
+        for owner_key in [k for k in self.withdrawn_needs if k[0] == partner]:
+            del self.withdrawn_needs[owner_key]
+        for book in self._books.values():
+            book.drop_partner(partner)
         touched |= {key for key in self.shortages.open if key[0] == partner}
         self.last_seen.pop(partner, None)
         self.removed[partner] = at
@@ -228,25 +254,20 @@ class PartitionState:
         self._record(event.partner_id, event.event_id, as_of, applied)
 
     def apply_offer(self, event: CapacityOffered, applied: Applied) -> None:
-        as_of = event.occurred_at.timestamp()
-        old = self.offers.get((event.partner_id, event.offer_id))
-        stored = old.as_of if old else self.withdrawn_offers.get((event.partner_id, event.offer_id))
-        if stored is None or stored <= as_of:
-            row = [
-                event.partner_id,
-                event.offer_id,
-                event.site_id,
-                event.capability,
-                list(event.qualifications),
-                event.hours,
-                event.available_from.timestamp(),
-                event.available_until.timestamp(),
-                as_of,
-                event.event_id,
-            ]
-            self.set_offer(row)
-            applied.offers.append(row)
-        self._record(event.partner_id, event.event_id, as_of, applied)
+        self._apply_item(OFFERS, offer_row(event), event.event_id, applied)
+
+    def apply_capacity_need(self, event: CapacityNeeded, applied: Applied) -> None:
+        self._apply_item(CAPACITY_NEEDS, capacity_need_row(event), event.event_id, applied)
+
+    def apply_demand(self, event: PurchaseDemandReported, applied: Applied) -> None:
+        self._apply_item(PURCHASE_DEMANDS, demand_row(event), event.event_id, applied)
+
+    def _apply_item(self, kind: ItemKind, row: Row, event_id: str, applied: Applied) -> None:
+        key, _, as_of = kind.item(row)
+        if self._books[kind.changelog_key].accepts(key, as_of):
+            self.set_item(kind, row)
+            applied.items.setdefault(kind.changelog_key, []).append(row)
+        self._record(key[0], event_id, as_of, applied)
 
     def _record(self, partner: str, event_id: str, as_of: float, applied: Applied) -> None:
         self.dedup.add(event_id)
@@ -266,8 +287,9 @@ class PartitionState:
             if old is not None:
                 touched.add((row[0], old.site_id, old.material_id))
             touched.add(self.set_need(row))
-        for row in record.get("offer", ()):
-            self.set_offer(row)
+        for kind in ITEM_KINDS:
+            for row in record.get(kind.changelog_key, ()):
+                self.set_item(kind, row)
         self.dedup.extend(record.get("ids", ()))
         for partner, as_of in record.get("seen", {}).items():
             self.mark_seen(partner, as_of)

@@ -74,6 +74,21 @@ EVENTS: dict[str, dict[str, Any]] = {
         "available_from": "2030-01-01T00:00:00Z",
         "available_until": "2030-01-02T00:00:00Z",
     },
+    "CapacityNeeded": {
+        "type": "CapacityNeeded",
+        "need_id": "c1",
+        "site_id": "s1",
+        "capability": "sterilisation",
+        "hours": 10,
+        "needed_by": "2030-01-01",
+        "criticality": "hospital",
+    },
+    "PurchaseDemandReported": {
+        "type": "PurchaseDemandReported",
+        "material_id": "MASK-FFP2",
+        "unit": "pcs",
+        "quantity": 500,
+    },
     "OrderAcknowledged": {
         "type": "OrderAcknowledged",
         "order_id": "order-00000001",
@@ -135,6 +150,10 @@ def _field_names(model: type[BaseModel], seen: set[type] | None = None) -> set[s
             elif get_origin(annotation) is not None or get_args(annotation):
                 stack.extend(get_args(annotation))
     return names
+
+
+def test_every_partner_event_type_is_checked() -> None:
+    assert set(EVENTS) == {t.model_fields["type"].default for t in PARTNER_EVENT_TYPES}
 
 
 def test_no_partner_event_declares_a_competition_sensitive_field() -> None:

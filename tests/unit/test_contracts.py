@@ -8,8 +8,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from schemas import errors
 from schemas.errors import field_error_details, field_errors
-from schemas.events import NeedReported, StockReported, parse_partner_event
+from schemas.events import (
+    PARTNER_EVENT_TYPES,
+    CapacityNeeded,
+    NeedReported,
+    PurchaseDemandReported,
+    StockReported,
+    parse_partner_event,
+)
 from services.gateway.core import Rejection, authenticate, check_content_type, parse_submission
 from services.gateway.tokens import (
     TokenFileError,
@@ -201,3 +209,66 @@ def test_bad_token_files_fail_with_one_line(tmp_path: Any, content: str, problem
     with pytest.raises(TokenFileError, match=problem) as info:
         TokenStore.load(path)
     assert "\n" not in str(info.value)
+
+
+def _capacity_need(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "CapacityNeeded",
+        "event_id": "evt-00000011",
+        "partner_id": "klinikum-nord",
+        "occurred_at": "2026-11-22T08:00:00Z",
+        "need_id": "steri-1",
+        "site_id": "lager-1",
+        "capability": "sterilisation",
+        "required_qualifications": ["iso-13485"],
+        "hours": 16,
+        "needed_by": "2026-11-25",
+        "criticality": "hospital",
+    }
+    event.update(overrides)
+    return event
+
+
+def _demand(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "PurchaseDemandReported",
+        "event_id": "evt-00000012",
+        "partner_id": "klinikum-nord",
+        "occurred_at": "2026-11-22T08:00:00Z",
+        "material_id": "MASK-FFP2",
+        "unit": "pcs",
+        "quantity": 5000,
+    }
+    event.update(overrides)
+    return event
+
+
+def test_capacity_need_and_purchase_demand_parse() -> None:
+    need = parse_partner_event(json.dumps(_capacity_need()))
+    assert isinstance(need, CapacityNeeded) and need.hours == 16
+    demand = parse_partner_event(json.dumps(_demand()))
+    assert isinstance(demand, PurchaseDemandReported) and demand.quantity == 5000
+    assert parse_partner_event(json.dumps(_demand(quantity=0))).quantity == 0  # withdrawal
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (json.dumps(_capacity_need(hours=-1)), "hours"),
+        (json.dumps(_capacity_need(capability="CNC Milling")), "capability"),
+        (json.dumps(_capacity_need(required_qualifications=["ok", "Not OK"])),
+         "required_qualifications.1"),
+        (json.dumps(_capacity_need(criticality="urgent")), "criticality"),
+        (json.dumps(_capacity_need(needed_by="soon")), "needed_by"),
+        (json.dumps(_demand(quantity="lots")), "quantity"),
+        (json.dumps(_demand(unit_price=2.5)), "unit_price"),  # partners never send prices
+        (json.dumps(_demand(material_id="mask ffp2")), "material_id"),
+    ],
+)
+def test_new_partner_events_name_the_bad_field(raw: str, field: str) -> None:
+    assert _fields(raw) == [field]
+
+
+def test_error_locations_know_every_partner_event_type() -> None:
+    """Field paths drop the union tag of every partner event type (no 'CapacityNeeded.hours')."""
+    assert set(errors._UNION_TAGS) == {t.model_fields["type"].default for t in PARTNER_EVENT_TYPES}

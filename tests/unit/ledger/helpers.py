@@ -169,6 +169,48 @@ def offer(
     }
 
 
+def capacity_need(
+    partner: str = HOSPITAL,
+    need_id: str = "cneed-1",
+    site: str = "lager-1",
+    hours: float = 12,
+    minutes: float = 0,
+    capability: str = "sterilisation",
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "type": "CapacityNeeded",
+        "event_id": event_id or new_id(),
+        "partner_id": partner,
+        "occurred_at": at(minutes),
+        "need_id": need_id,
+        "site_id": site,
+        "capability": capability,
+        "required_qualifications": ["iso-13485"],
+        "hours": hours,
+        "needed_by": (TODAY + timedelta(days=5)).isoformat(),
+        "criticality": "hospital",
+    }
+
+
+def demand(
+    partner: str = HOSPITAL,
+    material: str = "MASK-FFP2",
+    quantity: float = 500,
+    minutes: float = 0,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "type": "PurchaseDemandReported",
+        "event_id": event_id or new_id(),
+        "partner_id": partner,
+        "occurred_at": at(minutes),
+        "material_id": material,
+        "unit": "pcs",
+        "quantity": quantity,
+    }
+
+
 class Feed:
     """Turns event dicts into Kafka-like records with increasing offsets."""
 
@@ -233,9 +275,13 @@ def snapshot(state: Any) -> dict[str, Any]:
         "positions": dict(state.positions),
         "needs": dict(state.needs),
         "need_totals": dict(state.need_totals),
-        "offers": dict(state.offers),
+        "offers": dict(state.offers.current),
+        "capacity_needs": dict(state.capacity_needs.current),
+        "purchase_demands": dict(state.purchase_demands.current),
+        "withdrawn_capacity_needs": dict(state.capacity_needs.withdrawn),
+        "withdrawn_purchase_demands": dict(state.purchase_demands.withdrawn),
         "withdrawn_needs": dict(state.withdrawn_needs),
-        "withdrawn_offers": dict(state.withdrawn_offers),
+        "withdrawn_offers": dict(state.offers.withdrawn),
         "last_seen": dict(state.last_seen),
         "dedup_size": len(state.dedup),
         "balances": state.balances.all(),

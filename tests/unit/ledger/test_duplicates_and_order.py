@@ -184,7 +184,7 @@ def test_older_offer_does_not_overwrite_newer_offer() -> None:
     newer = offer(FACTORY, hours=8, minutes=10)
     processor.process([feed(newer)], NOW)
     processor.process([feed(offer(FACTORY, hours=99, minutes=5))], NOW)
-    record = processor.state(0).offers[(FACTORY, "offer-1")]
+    record = processor.state(0).offers.current[(FACTORY, "offer-1")]
     assert (record.hours, record.event_id) == (8, newer["event_id"])
 
 
@@ -192,6 +192,6 @@ def test_older_offer_does_not_revive_a_withdrawn_offer() -> None:
     processor, feed = LedgerProcessor(make_alliance()), Feed()
     processor.process([feed(offer(FACTORY, hours=8, minutes=0))], NOW)
     processor.process([feed(offer(FACTORY, hours=0, minutes=10))], NOW)
-    assert processor.state(0).offers == {}
+    assert processor.state(0).offers.current == {}
     processor.process([feed(offer(FACTORY, hours=99, minutes=5))], NOW)
-    assert processor.state(0).offers == {}
+    assert processor.state(0).offers.current == {}

@@ -17,6 +17,8 @@ from .helpers import (
     UTILITY,
     Feed,
     balances,
+    capacity_need,
+    demand,
     make_alliance,
     need,
     offer,
@@ -65,6 +67,10 @@ def history(script: Script) -> tuple[list[list[Inbound]], dict]:
             ),
             old_need,
             offer(FACTORY, "cap-1", hours=40, minutes=0),
+            capacity_need(HOSPITAL, "steri-1", hours=12, minutes=0),
+            capacity_need(HOSPITAL, "steri-2", hours=4, minutes=0),
+            demand(HOSPITAL, "MASK-FFP2", quantity=500, minutes=0),
+            demand(UTILITY, "DIESEL", quantity=2000, minutes=0),
         ),
         script(
             first,  # duplicate
@@ -101,6 +107,10 @@ def history(script: Script) -> tuple[list[list[Inbound]], dict]:
             need(HOSPITAL, "n-old", quantity=0, minutes=4),  # withdrawn
             need(HOSPITAL, "n-1", site="lager-1", quantity=30, minutes=4),  # moved site
             offer(FACTORY, "cap-1", hours=0, minutes=4),  # withdrawn
+            capacity_need(HOSPITAL, "steri-1", hours=0, minutes=4),  # withdrawn
+            capacity_need(HOSPITAL, "steri-2", hours=9, minutes=4),  # changed
+            demand(HOSPITAL, "MASK-FFP2", quantity=0, minutes=4),  # withdrawn
+            demand(UTILITY, "DIESEL", quantity=2500, minutes=4),  # changed
             stock(
                 FACTORY,
                 position(
@@ -119,6 +129,8 @@ def history(script: Script) -> tuple[list[list[Inbound]], dict]:
         "replay": first,
         "revive_need": need(HOSPITAL, "n-old", material="MASK-FFP2", quantity=5, minutes=3),
         "revive_offer": offer(FACTORY, "cap-1", hours=5, minutes=3),
+        "revive_capacity_need": capacity_need(HOSPITAL, "steri-1", hours=3, minutes=3),
+        "revive_demand": demand(HOSPITAL, "MASK-FFP2", quantity=7, minutes=3),
     }
     return batches, later
 
@@ -161,8 +173,12 @@ def test_history_is_not_trivial() -> None:
     assert original.state(0).shortages.open
     assert original.state(1).shortages.open
     assert original.state(0).withdrawn_needs
-    assert original.state(1).withdrawn_offers
-    assert original.state(1).offers
+    assert original.state(1).offers.withdrawn
+    assert original.state(1).offers.current
+    assert original.state(0).capacity_needs.withdrawn
+    assert original.state(0).capacity_needs.current[(HOSPITAL, "steri-2")].hours == 9
+    assert original.state(0).purchase_demands.withdrawn
+    assert original.state(1).purchase_demands.current[(UTILITY, "DIESEL")].quantity == 2500
 
 
 def test_restored_state_equals_original() -> None:
@@ -197,9 +213,19 @@ def test_withdrawals_survive_restore() -> None:
     """Older events cannot revive a withdrawn need or offer after a restart either."""
     _, changelog, script, later = run_history()
     restored = restored_from(changelog)
-    restored.process(script(later["revive_need"], later["revive_offer"]), NOW + 3)
+    restored.process(
+        script(
+            later["revive_need"],
+            later["revive_offer"],
+            later["revive_capacity_need"],
+            later["revive_demand"],
+        ),
+        NOW + 3,
+    )
     assert (HOSPITAL, "n-old") not in restored.state(0).needs
-    assert (FACTORY, "cap-1") not in restored.state(1).offers
+    assert (FACTORY, "cap-1") not in restored.state(1).offers.current
+    assert (HOSPITAL, "steri-1") not in restored.state(0).capacity_needs.current
+    assert (HOSPITAL, "MASK-FFP2") not in restored.state(0).purchase_demands.current
 
 
 def test_balances_equal_after_restore() -> None:

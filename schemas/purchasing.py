@@ -1,0 +1,53 @@
+"""Supplier quotes for joint purchasing pools: the only prices in Verbund.
+
+Coordinators enter a supplier's volume-discount tiers for a material through the
+coordinator API (``verbund purchasing quote set``); the coordinator records each change on
+``verbund.purchasing.quotes`` (keyed ``supplier/material``), which only the coordinator and
+the audit service read. Partners never send or see quotes: a pool participant sees only its
+own purchase share, what it pays and what it saves.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.common import Contract, MaterialId, Timestamp
+from schemas.coordination import CommandId, Principal
+from schemas.scenario import ItemId, PriceTier, SupplierOffer, check_tiers
+
+
+class SupplierQuoteSet(Contract):
+    """A supplier's price tiers for a material, as entered by a coordinator.
+
+    An empty ``tiers`` list withdraws the quote. A quote past ``valid_until`` is not used
+    by new runs."""
+
+    type: Literal["SupplierQuoteSet"] = "SupplierQuoteSet"
+    command_id: CommandId
+    supplier_id: ItemId
+    material_id: MaterialId
+    tiers: list[PriceTier] = Field(default_factory=list, max_length=50)
+    valid_until: date | None = None
+    set_by: Principal
+    token_id: str = Field(default="", max_length=64)
+    at: Timestamp
+
+    @model_validator(mode="after")
+    def _increasing(self) -> SupplierQuoteSet:
+        check_tiers(self.tiers)
+        return self
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.supplier_id, self.material_id)
+
+    def usable(self, today: date) -> bool:
+        return bool(self.tiers) and (self.valid_until is None or self.valid_until >= today)
+
+    def offer(self) -> SupplierOffer:
+        return SupplierOffer.model_construct(
+            supplier_id=self.supplier_id, material_id=self.material_id, tiers=list(self.tiers)
+        )
