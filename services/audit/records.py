@@ -16,6 +16,7 @@ from services.common.topics import (
     PARTNER_EVENTS,
     PARTNER_ORDERS,
     PROTOCOLS,
+    QUOTES,
     RUNS,
 )
 
@@ -29,6 +30,7 @@ DEFAULT_KINDS: dict[str, str] = {
     DECISIONS.name: "decision",
     PARTNER_ORDERS.name: "order",
     PROTOCOLS.name: "protocol_version",
+    QUOTES.name: "supplier_quote",
     PARTNER_EVENTS.name: AUDITED_PARTNER_EVENT,
 }
 AUDITED_TOPICS: tuple[str, ...] = tuple(DEFAULT_KINDS)

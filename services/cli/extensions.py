@@ -223,6 +223,10 @@ def register(sub: Subparsers) -> None:
     register_protocols(sub, protocol_extra=coordinator_cli.register_protocol_run)
     coordinator_cli.register(sub)
 
+    from services.coordinator.purchasing_cli import register as register_purchasing
+
+    register_purchasing(sub)
+
     from services.audit.cli import register as register_audit
 
     register_audit(sub)

@@ -4,6 +4,8 @@
 ``POST /v1/protocols/{id}/runs``        trigger a run (202; 200 with the active run of the scope)
 ``GET  /v1/runs``, ``GET /v1/runs/{id}`` runs, and one run with its decision and orders
 ``POST /v1/runs/{id}/approve|reject``   approval gate (four eyes where the protocol says so)
+``GET  /v1/purchasing/quotes``          supplier quotes of the purchasing pools (prices)
+``PUT|DELETE /v1/purchasing/quotes/{supplier}/{material}``  set or withdraw a quote
 ``GET  /healthz``, ``GET /metrics``
 
 Who may call which: :data:`ROUTE_POLICIES` (enforced by :mod:`services.common.access`).
@@ -11,13 +13,18 @@ Who may call which: :data:`ROUTE_POLICIES` (enforced by :mod:`services.common.ac
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
 
+from schemas.errors import field_error_details
+from schemas.purchasing import SupplierQuoteSet
 from services.common.access import (
     AccessControl,
     Policy,
@@ -52,6 +59,10 @@ ROUTE_POLICIES: dict[RouteKey, Policy] = {
     ("GET", "/v1/runs/{run_id}"): allow("show_run", COORD, AUDIT),
     ("POST", "/v1/runs/{run_id}/approve"): allow("approve_run", COORD),
     ("POST", "/v1/runs/{run_id}/reject"): allow("reject_run", COORD),
+    # prices exist only inside purchasing pools, seen by coordinators (need-to-know)
+    ("GET", "/v1/purchasing/quotes"): allow("list_quotes", COORD),
+    ("PUT", "/v1/purchasing/quotes/{supplier_id}/{material_id}"): allow("set_quote", COORD),
+    ("DELETE", "/v1/purchasing/quotes/{supplier_id}/{material_id}"): allow("withdraw_quote", COORD),
 }
 
 
@@ -183,6 +194,63 @@ async def reject_run(request: web.Request) -> web.Response:
     return web.json_response(run_view(run))
 
 
+def quote_view(quote: SupplierQuoteSet) -> dict[str, Any]:
+    return quote.model_dump(mode="json", exclude={"type", "command_id", "token_id"})
+
+
+async def list_quotes(request: web.Request) -> web.Response:
+    book = request.app[SERVICE_KEY].quotes
+    return web.json_response([quote_view(q) for _, q in sorted(book.quotes.items())])
+
+
+async def set_quote(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    unknown = sorted(set(body) - {"tiers", "valid_until"})
+    if unknown:
+        return _invalid_quote(
+            [{"field": f, "problem": "Extra inputs are not permitted"} for f in unknown]
+        )
+    if not body.get("tiers"):
+        problem = "at least one tier is required (DELETE withdraws a quote)"
+        return _invalid_quote([{"field": "tiers", "problem": problem}])
+    return await _record_quote(request, body)
+
+
+async def withdraw_quote(request: web.Request) -> web.Response:
+    return await _record_quote(request, {"tiers": []})
+
+
+async def _record_quote(request: web.Request, fields: dict[str, Any]) -> web.Response:
+    caller = principal_of(request)
+    try:
+        quote = SupplierQuoteSet.model_validate_json(
+            orjson.dumps(
+                {
+                    "command_id": f"cmd-{secrets.token_hex(8)}",
+                    "supplier_id": request.match_info["supplier_id"],
+                    "material_id": request.match_info["material_id"],
+                    "set_by": caller.id,
+                    "token_id": caller.token_id,
+                    "at": datetime.now(UTC).isoformat(),
+                    **fields,
+                }
+            )
+        )
+    except ValidationError as exc:
+        return _invalid_quote(field_error_details(exc))
+    await request.app[SERVICE_KEY].set_quote(quote)
+    return web.json_response(quote_view(quote))
+
+
+def _invalid_quote(details: list[dict[str, str]]) -> web.Response:
+    message = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
+    metrics.COMMANDS_REFUSED.labels("quote").inc()
+    return web.json_response(
+        {"status": 422, "reason": "invalid_quote", "message": message, "errors": details},
+        status=422,
+    )
+
+
 async def health(request: web.Request) -> web.Response:
     ready = request.app[SERVICE_KEY].ready.is_set()
     return web.json_response({"ready": ready}, status=200 if ready else 503)
@@ -234,6 +302,9 @@ def create_app(
             web.get("/v1/runs/{run_id}", get_run),
             web.post("/v1/runs/{run_id}/approve", approve_run),
             web.post("/v1/runs/{run_id}/reject", reject_run),
+            web.get("/v1/purchasing/quotes", list_quotes),
+            web.put("/v1/purchasing/quotes/{supplier_id}/{material_id}", set_quote),
+            web.delete("/v1/purchasing/quotes/{supplier_id}/{material_id}", withdraw_quote),
         ]
     )
     return app

@@ -31,7 +31,7 @@ class ApiError(RuntimeError):
     pass
 
 
-def _api(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def call_api(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     base = os.environ.get("VERBUND_COORDINATOR_URL", "http://127.0.0.1:8490").rstrip("/")
     token = os.environ.get("VERBUND_COORDINATOR_TOKEN")
     if not token:
@@ -91,15 +91,15 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 def cmd_protocol_run(args: argparse.Namespace) -> int:
     try:
-        run = _api("POST", f"/v1/protocols/{args.name}/runs", {"reason": args.reason or ""})
+        run = call_api("POST", f"/v1/protocols/{args.name}/runs", {"reason": args.reason or ""})
         if not run.get("started", True):
             say(f"a run for this scope is already in progress: {run['run_id']}")
         deadline = time.monotonic() + args.wait
         while run["state"] in ("solving",) and time.monotonic() < deadline:
             time.sleep(0.2)
-            run = _api("GET", f"/v1/runs/{run['run_id']}")
+            run = call_api("GET", f"/v1/runs/{run['run_id']}")
         if run["state"] != "awaiting_approval":
-            run = _api("GET", f"/v1/runs/{run['run_id']}")
+            run = call_api("GET", f"/v1/runs/{run['run_id']}")
     except ApiError as exc:
         fail(str(exc))
         return 1
@@ -110,14 +110,14 @@ def cmd_protocol_run(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         if args.action == "show":
-            run = _api("GET", f"/v1/runs/{args.run_id}")
+            run = call_api("GET", f"/v1/runs/{args.run_id}")
         else:
-            run = _api(
+            run = call_api(
                 "POST", f"/v1/runs/{args.run_id}/{args.action}", {"reason": args.reason or ""}
             )
             if run["state"] == "solving":
                 time.sleep(0.5)
-            run = _api("GET", f"/v1/runs/{args.run_id}")
+            run = call_api("GET", f"/v1/runs/{args.run_id}")
     except ApiError as exc:
         fail(str(exc))
         return 1
@@ -127,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     try:
-        runs = _api("GET", "/v1/runs")
+        runs = call_api("GET", "/v1/runs")
     except ApiError as exc:
         fail(str(exc))
         return 1

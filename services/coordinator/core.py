@@ -449,14 +449,24 @@ def _exclude(adjust: Adjustments, order: TrackedOrder) -> None:
         adjust.excluded_donors.add((source.from_partner, source.from_site, source.material_id))
     elif isinstance(source, CapacityAssignment):
         adjust.excluded_offers.add(source.offer_id)
+    elif isinstance(source, PurchaseShare):
+        adjust.excluded_demands.add((source.partner_id, source.material_id))
 
 
 def _commit(adjust: Adjustments, order: TrackedOrder) -> None:
+    """An accepted order stands: a re-plan works on what is left after it."""
     source = order.source
     if isinstance(source, TransferOrder):
         key = (source.from_partner, source.from_site, source.material_id)
         adjust.given[key] = adjust.given.get(key, 0.0) + source.quantity
         adjust.received[source.need_id] = adjust.received.get(source.need_id, 0.0) + source.quantity
+    elif isinstance(source, CapacityAssignment):
+        given, received = adjust.hours_given, adjust.hours_received
+        given[source.offer_id] = given.get(source.offer_id, 0.0) + source.hours
+        received[source.need_id] = received.get(source.need_id, 0.0) + source.hours
+    elif isinstance(source, PurchaseShare):
+        # its demand is bought: the re-plan pools only the participants still open
+        adjust.excluded_demands.add((source.partner_id, source.material_id))
 
 
 def _count_states(orders: list[TrackedOrder]) -> dict[OrderState, int]:

@@ -3,6 +3,7 @@
 - folds ``verbund.ledger.changelog`` into an :class:`AllianceReplica` (the snapshot source);
 - evaluates automatic triggers on ``verbund.alerts``;
 - applies ``OrderAcknowledged`` events from ``verbund.partner.events``;
+- keeps the supplier quotes of joint purchasing pools (``verbund.purchasing.quotes``);
 - solves off the event loop, records every run for replay, publishes decisions and orders.
 """
 
@@ -24,6 +25,7 @@ from schemas.alliance import Alliance
 from schemas.coordination import ApproveRun, RejectRun, RunState, TriggerProtocol
 from schemas.events import OrderAcknowledged
 from schemas.protocol import Protocol
+from schemas.purchasing import SupplierQuoteSet
 from services.common.kafka import assigned_consumer, durable_producer, stop_client
 from services.common.logging import get_logger
 from services.common.topics import (
@@ -32,9 +34,11 @@ from services.common.topics import (
     LEDGER_CHANGELOG,
     PARTNER_EVENTS,
     PARTNER_ORDERS,
+    QUOTES,
 )
 from services.coordinator import metrics
 from services.coordinator.core import Coordinator, Publish, Run
+from services.coordinator.quotes import QuoteBook
 from services.coordinator.replica import AllianceReplica
 from services.coordinator.snapshot import build_snapshot
 from services.coordinator.store import RunStore
@@ -59,6 +63,7 @@ class CoordinatorService:
         self.alliance = alliance
         self.core = Coordinator(protocols)
         self.replica = AllianceReplica()
+        self.quotes = QuoteBook()
         self.store = store
         self.tick_seconds = tick_seconds
         self.producer: AIOKafkaProducer | None = None
@@ -81,6 +86,8 @@ class CoordinatorService:
                 self.replica.apply(partition, offset, raw)
             # the recovery marker follows the records read
             self.replica.offsets[partition] = len(raws) + 1
+        quotes = await read_changelogs(self.bootstrap, [0], QUOTES.name, self.kafka_options)
+        self.quotes.load(quotes[0])
         changelog = await self._consumer(LEDGER_CHANGELOG.name, self.replica.offsets)
         log.debug("consumer_ready", topic=LEDGER_CHANGELOG.name)
         alerts = await self._consumer(ALERTS.name, None)
@@ -98,6 +105,7 @@ class CoordinatorService:
             "coordinator_ready",
             protocols=sorted(self.core.protocols),
             changelog_records=sum(len(r) for r in records.values()),
+            supplier_quotes=len(self.quotes.quotes),
         )
 
     async def stop(self) -> None:
@@ -243,6 +251,19 @@ class CoordinatorService:
         metrics.RUNS.labels(self.core.runs[run_id].protocol.id, "rejected").inc()
         return self.core.runs[run_id]
 
+    async def set_quote(self, quote: SupplierQuoteSet) -> None:
+        """Record a supplier quote (acknowledged by the broker) and use it from now on."""
+        key = f"{quote.supplier_id}/{quote.material_id}".encode()
+        await self._publish([Publish(QUOTES.name, key, _json(quote))])
+        self.quotes.put(quote)
+        log.info(
+            "supplier_quote_set" if quote.tiers else "supplier_quote_withdrawn",
+            supplier=quote.supplier_id,
+            material=quote.material_id,
+            tiers=len(quote.tiers),
+            by=quote.set_by,
+        )
+
     # -- solving ----------------------------------------------------------------------------
     def _schedule_solve(self, run_id: str, requested_at: float) -> None:
         if run_id in self._solving:
@@ -266,6 +287,7 @@ class CoordinatorService:
                 _today(now),
                 now,
                 run.adjustments,
+                self.quotes.offers(None, _today(now)),
             )
             result = await asyncio.to_thread(solve, protocol, snapshot, run_id=run_id)
             seconds = time.perf_counter() - started

@@ -7,27 +7,21 @@ Broker, ledger and coordinator are real: the embedded broker and `verbund ledger
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import yaml
 from aiokafka import AIOKafkaProducer
 
 from schemas.coordination import OrderIssued, OrderUpdated
-from services.common.broker import free_port
-from services.common.topics import DECISIONS, PARTNER_EVENTS, PARTNER_ORDERS, RUNS
-from services.gateway.tokens import issue_token
-from tests.integration.kafka_helpers import ServiceProcess, TopicCollector, dumps
+from services.common.topics import DECISIONS, PARTNER_ORDERS, RUNS
+from tests.integration.coordinator_stack import CoordinatorStack, start_stack
+from tests.integration.coordinator_stack import partner_event as send_partner_event
+from tests.integration.kafka_helpers import TopicCollector
 
 pytestmark = pytest.mark.integration
 
@@ -103,55 +97,19 @@ ALLIANCE = {
 
 
 @pytest.fixture(scope="module")
-def stack(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    directory = tmp_path_factory.mktemp("coordinator")
-    (directory / "alliance.yaml").write_text(yaml.safe_dump(ALLIANCE))
-    library = directory / "protocols"
-    library.mkdir()
-    (library / "e2e.yaml").write_text(yaml.safe_dump(PROTOCOL))
-    (library / "four-eyes.yaml").write_text(yaml.safe_dump(FOUR_EYES))
-    (library / "broken.yaml").write_text("id: broken\nversion: not-a-number\n")
-    tokens = directory / "coordinator-tokens.yaml"
-    anna = issue_token("coord-anna", tokens)
-    ben = issue_token("coord-ben", tokens)
-    port = free_port()
-    env = {
-        "VERBUND_KAFKA_BOOTSTRAP": bootstrap,
-        "VERBUND_ALLIANCE_FILE": str(directory / "alliance.yaml"),
-        "VERBUND_DATA_DIR": str(directory / "data"),
-        "VERBUND_GROUP_ID": f"ledger-e2e-{uuid.uuid4().hex[:8]}",
-        "VERBUND_KAFKA_SESSION_TIMEOUT": "6",
-        "VERBUND_PROTOCOLS_DIR": str(library),
-        "VERBUND_COORDINATOR_TOKENS_FILE": str(tokens),
-        "VERBUND_COORDINATOR_PORT": str(port),
-        "VERBUND_LOG_LEVEL": "DEBUG",
-    }
-    ledger = ServiceProcess(["ledger"], env, directory / "ledger.log").start()
-    coordinator = ServiceProcess(["coordinator"], env, directory / "coordinator.log").start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        raise AssertionError("coordinator not ready: " + coordinator.log_text()[-3000:])
-    try:
-        yield {
-            "url": url,
-            "anna": anna,
-            "ben": ben,
-            "env": env,
-            "dir": directory,
-            "coordinator": coordinator,
-            "ledger": ledger,
-        }
-    finally:
-        coordinator.stop()
-        ledger.stop()
+def stack(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoordinatorStack]:
+    stack = start_stack(
+        bootstrap,
+        tmp_path_factory.mktemp("coordinator"),
+        ALLIANCE,
+        {
+            "e2e": PROTOCOL,
+            "four-eyes": FOUR_EYES,
+            "broken": "id: broken\nversion: not-a-number\n",
+        },
+    )
+    yield stack
+    stack.stop()
 
 
 @pytest.fixture(scope="module")
@@ -165,30 +123,12 @@ async def topics(bootstrap: str) -> AsyncIterator[dict[str, TopicCollector]]:
         await collector.stop()
 
 
-def api(stack: dict[str, Any], method: str, path: str, token: str, body: Any = None) -> Any:
-    request = urllib.request.Request(
-        stack["url"] + path,
-        method=method,
-        data=json.dumps(body or {}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+def api(stack: CoordinatorStack, method: str, path: str, token: str, body: Any = None) -> Any:
+    return stack.api(method, path, token, body)
 
 
 async def partner_event(producer: AIOKafkaProducer, event: dict[str, Any]) -> None:
-    event = {
-        "schema_version": 1,
-        "event_id": str(uuid.uuid4()),
-        "occurred_at": NOW.isoformat(),
-        **event,
-    }
-    await producer.send_and_wait(
-        PARTNER_EVENTS.name, dumps(event), key=event["partner_id"].encode()
-    )
+    await send_partner_event(producer, event, at=NOW)
 
 
 def stock(partner: str, material: str, on_hand: float, safety: float, daily: float) -> dict:
@@ -310,7 +250,7 @@ async def test_alert_to_orders_decline_replan_and_completion(stack, topics, prod
         },
     )
     await runs.wait_for(lambda r: r["run_id"] == run_id and r["state"] == "completed", timeout=30)
-    status, run = api(stack, "GET", f"/v1/runs/{run_id}", stack["anna"])
+    status, run = api(stack, "GET", f"/v1/runs/{run_id}", stack.tokens["coord-anna"])
     assert status == 200 and run["state"] == "completed"
     states = {o["order_id"]: o["state"] for o in run["order_list"]}
     assert states[first["order_id"]] == "declined"
@@ -319,7 +259,7 @@ async def test_alert_to_orders_decline_replan_and_completion(stack, topics, prod
     # every revision was recorded and solves again to the identical decision
     replay = subprocess.run(
         [sys.executable, "-m", "services.cli.main", "replay", run_id, "--revision", "2"],
-        env={**os.environ, **stack["env"]},
+        env={**os.environ, **stack.env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -336,18 +276,20 @@ async def test_four_eyes_approval_and_one_run_per_scope(stack, topics, producer)
         stack,
         "POST",
         "/v1/protocols/e2e-four-eyes/runs",
-        stack["anna"],
+        stack.tokens["coord-anna"],
         {"reason": "drill in production"},
     )
     assert status == 202 and run["state"] == "awaiting_approval" and run["approvals_needed"] == 2
     run_id = run["run_id"]
     # the same scope again: no second run
-    status, again = api(stack, "POST", "/v1/protocols/e2e-four-eyes/runs", stack["ben"])
+    status, again = api(
+        stack, "POST", "/v1/protocols/e2e-four-eyes/runs", stack.tokens["coord-ben"]
+    )
     assert status == 200 and again["run_id"] == run_id and again["started"] is False
-    assert api(stack, "POST", f"/v1/runs/{run_id}/approve", stack["anna"])[0] == 200
-    status, refused = api(stack, "POST", f"/v1/runs/{run_id}/approve", stack["anna"])
+    assert api(stack, "POST", f"/v1/runs/{run_id}/approve", stack.tokens["coord-anna"])[0] == 200
+    status, refused = api(stack, "POST", f"/v1/runs/{run_id}/approve", stack.tokens["coord-anna"])
     assert status == 409 and "second person" in refused["message"]
-    status, approved = api(stack, "POST", f"/v1/runs/{run_id}/approve", stack["ben"])
+    status, approved = api(stack, "POST", f"/v1/runs/{run_id}/approve", stack.tokens["coord-ben"])
     assert status == 200 and approved["approvals"] == ["coord-anna", "coord-ben"]
     [issued] = await topics[PARTNER_ORDERS.name].wait_for(
         lambda o: o.get("type") == "OrderIssued" and o["run_id"] == run_id and o["must_answer"],
@@ -360,21 +302,24 @@ async def test_four_eyes_approval_and_one_run_per_scope(stack, topics, producer)
 
 def test_bad_requests_and_tokens(stack) -> None:
     assert api(stack, "GET", "/v1/runs", "not-a-token")[0] == 401
-    status, body = api(stack, "POST", "/v1/protocols/nope/runs", stack["anna"])
+    status, body = api(stack, "POST", "/v1/protocols/nope/runs", stack.tokens["coord-anna"])
     assert status == 404 and "nope" in body["message"]
-    assert api(stack, "POST", "/v1/runs/run-000000000000/approve", stack["anna"])[0] == 404
-    status, protocols = api(stack, "GET", "/v1/protocols", stack["ben"])
+    assert (
+        api(stack, "POST", "/v1/runs/run-000000000000/approve", stack.tokens["coord-anna"])[0]
+        == 404
+    )
+    status, protocols = api(stack, "GET", "/v1/protocols", stack.tokens["coord-ben"])
     # the broken protocol file is refused, the others keep working
     assert status == 200 and {p["id"] for p in protocols} == {"e2e-reallocation", "e2e-four-eyes"}
-    assert "protocol_refused" in stack["coordinator"].log_text()
+    assert "protocol_refused" in stack.coordinator.log_text()
 
 
 def test_cli_protocol_run_and_runs(stack) -> None:
     env = {
         **os.environ,
-        **stack["env"],
-        "VERBUND_COORDINATOR_URL": stack["url"],
-        "VERBUND_COORDINATOR_TOKEN": stack["ben"],
+        **stack.env,
+        "VERBUND_COORDINATOR_URL": stack.url,
+        "VERBUND_COORDINATOR_TOKEN": stack.tokens["coord-ben"],
     }
     cli = [sys.executable, "-m", "services.cli.main"]
     ran = subprocess.run(

@@ -78,6 +78,8 @@ def _param(setup: Setup, name: str, partner: str) -> str:
         "protocol_id": lambda: FOUR_EYES_PROTOCOL,
         "action": lambda: "approve",
         "partner_id": lambda: partner,
+        "supplier_id": lambda: "supplier-x",
+        "material_id": lambda: "MASK-FFP2",
     }
     if name not in samples:
         pytest.fail(f"no sample value for path parameter {{{name}}}; add one to _param")
