@@ -234,3 +234,7 @@ def register(sub: Subparsers) -> None:
     from services.console.cli import register as register_console
 
     register_console(sub)
+
+    from services.bridge.cli import register as register_bridge
+
+    register_bridge(sub)
