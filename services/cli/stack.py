@@ -139,7 +139,12 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
                         "--disruption-at",
                         str(options.disruption_at_tick),
                     ],
-                    env,
+                    # the demo also sets the purchasing pool's supplier quotes, as coord-demo
+                    _with(
+                        env,
+                        VERBUND_COORDINATOR_URL=f"http://127.0.0.1:{ports['coordinator']}",
+                        VERBUND_COORDINATOR_TOKEN=coordinator_token or "",
+                    ),
                     logs / "demo.log",
                 )
             )

@@ -5,7 +5,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from schemas.agreements import Agreements, CapacityLendingAgreement, SurplusSharingAgreement
+from schemas.agreements import (
+    Agreements,
+    CapacityLendingAgreement,
+    PoolParticipation,
+    SurplusSharingAgreement,
+)
 from schemas.alliance import Alliance, Partner, Site
 from schemas.common import Criticality, Unit
 
@@ -49,6 +54,15 @@ MATERIALS = [
 ]
 
 
+# what hospitals and pharma buy together in the demo's purchasing pool
+POOL_MATERIALS = ("FFP2-MASK", "NITRILE-GLOVE")
+# capability each lending sector offers, with the qualification it holds
+CAPABILITIES = {
+    "pharma": ("sterilisation", "iso-13485"),
+    "manufacturing": ("cnc-milling", "iso-9001"),
+}
+
+
 def demo_alliance(partners: int = 36, seed: int = 7) -> Alliance:
     rng = random.Random(seed)
     members = []
@@ -86,10 +100,17 @@ def demo_alliance(partners: int = 36, seed: int = 7) -> Alliance:
         for p in members
         if p.sector in ("manufacturing", "pharma")
     ]
+    pools = [
+        PoolParticipation(partner_id=p.id, materials=list(POOL_MATERIALS))
+        for p in members
+        if p.sector in ("hospital", "pharma")
+    ]
     return Alliance(
         name="Verbund Demo-Allianz",
         partners=members,
-        agreements=Agreements(surplus_sharing=sharing, capacity_lending=lending),
+        agreements=Agreements(
+            surplus_sharing=sharing, capacity_lending=lending, purchasing_pools=pools
+        ),
     )
 
 

@@ -11,6 +11,7 @@ from schemas.alliance import Alliance
 from services.common.kafka import durable_producer
 from services.common.logging import get_logger
 from services.common.topics import PARTNER_EVENTS
+from services.demo.quotes import seed_quotes_async
 from services.demo.simulation import Simulation
 
 log = get_logger("demo")
@@ -28,6 +29,7 @@ async def run_feed(
     simulation = Simulation(alliance, disruption_at_tick=disruption_at_tick)
     producer = durable_producer(bootstrap, options)
     await producer.start()
+    quotes = asyncio.create_task(seed_quotes_async())  # the coordinator may still be starting
     sent = 0
     try:
         while ticks is None or simulation.tick < ticks:
@@ -50,5 +52,6 @@ async def run_feed(
                 )
             await asyncio.sleep(tick_seconds)
     finally:
+        quotes.cancel()
         await producer.stop()
     return sent

@@ -5,6 +5,11 @@ resupplied when it drops near its safety stock. From ``disruption_at`` on, resup
 of the disrupted materials stops for the affected regions, so their coverage falls
 and shortages appear; hospitals report an explicit need once they drop below safety
 stock.
+
+Capacity and purchasing: on the first tick pharma and manufacturing partners offer idle
+machine hours; when the disruption starts, hospitals in the affected regions lose their own
+sterilisation and ask for hours (CapacityNeeded), some plants need milling, and the pool
+members report what they want to buy together (PurchaseDemandReported).
 """
 
 from __future__ import annotations
@@ -16,8 +21,19 @@ from datetime import UTC, datetime, timedelta
 
 from schemas.alliance import Alliance
 from schemas.common import Criticality, Unit
-from schemas.events import NeedReported, StockPosition, StockReported
-from services.demo.alliance import materials_for
+from schemas.events import (
+    CapacityNeeded,
+    CapacityOffered,
+    NeedReported,
+    PurchaseDemandReported,
+    StockPosition,
+    StockReported,
+)
+from services.demo.alliance import CAPABILITIES, MATERIALS, POOL_MATERIALS, materials_for
+
+PartnerEventOut = (
+    StockReported | NeedReported | CapacityOffered | CapacityNeeded | PurchaseDemandReported
+)
 
 REORDER_DAYS = 16.0  # partners reorder when coverage falls under this (above every watch level)
 ORDER_UP_TO_DAYS = 30.0
@@ -63,11 +79,11 @@ class Simulation:
     def disrupted(self) -> bool:
         return self.tick >= self.disruption_at_tick
 
-    def step(self, now: datetime) -> list[StockReported | NeedReported]:
+    def step(self, now: datetime) -> list[PartnerEventOut]:
         """Advance one tick and return the events partners send for it."""
         self.tick += 1
         by_site: dict[tuple[str, str], list[StockPosition]] = {}
-        needs: list[StockReported | NeedReported] = []
+        needs: list[PartnerEventOut] = []
         partners = self.alliance.by_id
         for (partner_id, site_id, material_id), pos in self.positions.items():
             region = partners[partner_id].region
@@ -102,7 +118,7 @@ class Simulation:
             ):
                 self.needs_reported.add(key)
                 needs.append(self._need(partner_id, site_id, material_id, pos, now))
-        events: list[StockReported | NeedReported] = [
+        events: list[PartnerEventOut] = [
             StockReported.model_validate(
                 {
                     "event_id": str(uuid.UUID(int=self.rng.getrandbits(128))),
@@ -114,7 +130,83 @@ class Simulation:
             )
             for (partner_id, _site), positions in sorted(by_site.items())
         ]
+        if self.tick == 1:
+            events.extend(self._capacity_offers(now))
+        if self.tick == self.disruption_at_tick:
+            events.extend(self._crisis_requests(now))
         return events + needs
+
+    def _event_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128)))
+
+    def _capacity_offers(self, now: datetime) -> list[PartnerEventOut]:
+        offers: list[PartnerEventOut] = []
+        for partner in self.alliance.partners:
+            if partner.sector not in CAPABILITIES:
+                continue
+            capability, qualification = CAPABILITIES[partner.sector]
+            offers.append(
+                CapacityOffered.model_validate(
+                    {
+                        "event_id": self._event_id(),
+                        "partner_id": partner.id,
+                        "occurred_at": now,
+                        "offer_id": f"idle-{capability}",
+                        "site_id": partner.sites[0].id,
+                        "capability": capability,
+                        "qualifications": [qualification],
+                        "hours": round(self.rng.uniform(20, 80)),
+                        "available_from": now,
+                        "available_until": now + timedelta(days=30),
+                    },
+                    strict=False,
+                )
+            )
+        return offers
+
+    def _crisis_requests(self, now: datetime) -> list[PartnerEventOut]:
+        requests: list[PartnerEventOut] = []
+        for partner in self.alliance.partners:
+            affected = partner.region in self.disruption.regions
+            wanted = {"hospital": "sterilisation", "manufacturing": "cnc-milling"}
+            if affected and partner.sector in wanted and self.rng.random() < 0.6:
+                capability = wanted[partner.sector]
+                qualification = CAPABILITIES[
+                    "pharma" if capability == "sterilisation" else "manufacturing"
+                ][1]
+                requests.append(
+                    CapacityNeeded.model_validate(
+                        {
+                            "event_id": self._event_id(),
+                            "partner_id": partner.id,
+                            "occurred_at": now,
+                            "need_id": f"{capability}-outage",
+                            "site_id": partner.sites[0].id,
+                            "capability": capability,
+                            "required_qualifications": [qualification],
+                            "hours": round(self.rng.uniform(10, 40)),
+                            "needed_by": (now.astimezone(UTC).date() + timedelta(days=3)),
+                            "criticality": partner.criticality,
+                        },
+                        strict=False,
+                    )
+                )
+            for material in MATERIALS:
+                if material.id in POOL_MATERIALS and partner.sector in ("hospital", "pharma"):
+                    requests.append(
+                        PurchaseDemandReported.model_validate(
+                            {
+                                "event_id": self._event_id(),
+                                "partner_id": partner.id,
+                                "occurred_at": now,
+                                "material_id": material.id,
+                                "unit": material.unit,
+                                "quantity": round(material.daily * self.rng.uniform(10, 20)),
+                            },
+                            strict=False,
+                        )
+                    )
+        return requests
 
     def _need(
         self, partner_id: str, site_id: str, material_id: str, pos: SimPosition, now: datetime
