@@ -20,6 +20,14 @@ import services
 from services.audit.records import AUDITED_TOPICS
 from services.cli.main import build_parser
 from services.common import topics as topics_module
+from services.common.kafka_acls import (
+    BRIDGE_GROUP,
+    BRIDGE_USER,
+    bridge_acls,
+    partner_acls,
+    partner_topic_retention,
+    partner_user,
+)
 from services.common.settings import ServiceSettings
 from services.common.topics import (
     ALERTS,
@@ -34,6 +42,8 @@ from services.common.topics import (
     PROTOCOLS,
     RUNS,
     TopicSpec,
+    owner_of_partner_topic,
+    partner_topics,
 )
 from tests.deploy.metric_names import ROOT
 
@@ -58,7 +68,7 @@ UPCOMING_SETTINGS = {
     "VERBUND_COORDINATOR_TOKENS_FILE",
 }
 
-VERBUND_SERVICES = {"ledger", "gateway", "coordinator", "audit", "console"}
+VERBUND_SERVICES = {"ledger", "gateway", "coordinator", "audit", "console", "bridge"}
 # Kafka access of each Verbund service, from its code: topics it reads, topics it writes,
 # consumer groups it commits, prefixes of internal topics it reads. The one place to change
 # when a service starts using a topic: kafka-acl-setup in docker-compose.yml must grant exactly
@@ -108,16 +118,19 @@ KAFKA_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "write": (COMMANDS.name,),  # AccessRefused
     },
+    # plus, per partner, services/common/kafka_acls.py bridge_acls (the partner's own topics)
+    "bridge": {
+        "read": (PARTNER_ORDERS.name,),
+        "write": (PARTNER_EVENTS.name, DEAD_LETTERS.name),
+        "groups": (BRIDGE_GROUP,),
+    },
 }
 KAFKA_ADMIN = "User:admin"
 STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-EXAMPLE_PARTNER = "partner-example"
-# What the example partner may do: exactly this, and (shared topics) no restriction by key.
-EXAMPLE_PARTNER_ACLS = {
-    ("Write", "topic", PARTNER_EVENTS.name, "literal"),
-    ("Read", "topic", PARTNER_ORDERS.name, "literal"),
-    ("Read", "group", "partner.example.", "prefixed"),
-}
+EXAMPLE_ID = "example"
+EXAMPLE_PARTNER = partner_user(EXAMPLE_ID)  # partner-example
+# What the example partner may do: exactly what onboarding grants (the one ACL table).
+EXAMPLE_PARTNER_ACLS = {acl.as_tuple() for acl in partner_acls(EXAMPLE_ID)}
 DAY_MS = 24 * 3600 * 1000
 # Retention policy (docs/deployment.md): by topic name; "audit" topics keep everything.
 RETENTION_MS = {
@@ -132,6 +145,8 @@ RETENTION_MS = {
     "verbund.protocols": -1,
     "verbund.audit": -1,
 }
+# a partner's own topics keep what their shared counterparts keep
+RETENTION_MS.update(partner_topic_retention(EXAMPLE_ID))
 USER_LINE = re.compile(r'^\s*user\s+(\S+)\s+"\$\$(\w+)"\s*$', re.MULTILINE)
 ACL_LINE = re.compile(
     r"^\s*acl\s+(\S+)\s+(\w+)\s+(topic|group)\s+(\S+)(?:\s+(prefixed))?\s*(?:#.*)?$",
@@ -323,6 +338,7 @@ def test_verbund_settings_in_compose_exist(services_) -> None:
 def test_topic_creation_matches_the_topics_of_the_code(services_) -> None:
     created = {name: partitions for name, partitions, _ in _topic_lines(services_)}
     expected = {spec.name: spec.partitions for spec in ALL_TOPICS}
+    expected |= {spec.name: spec.partitions for spec in partner_topics(EXAMPLE_ID)}
     missing = {
         name: f"topic {name} {parts} <retention.ms>"
         for name, parts in expected.items()
@@ -382,8 +398,12 @@ def _acls(services_: dict[str, dict[str, Any]]) -> dict[str, set[tuple[str, str,
 
 def _expected_acls(service: str) -> set[tuple[str, str, str, str]]:
     access = KAFKA_ACCESS[service]
+    per_partner = (
+        {acl.as_tuple() for acl in bridge_acls(EXAMPLE_ID)} if service == BRIDGE_USER else set()
+    )
     return (
-        {("Describe", "topic", "verbund.", "prefixed")}
+        per_partner
+        | {("Describe", "topic", "verbund.", "prefixed")}
         | {("Read", "topic", t, "literal") for t in access["read"]}
         | {("Write", "topic", t, "literal") for t in access["write"]}
         | {("Read", "group", g, "literal") for g in access.get("groups", ())}
@@ -469,6 +489,8 @@ def test_every_service_has_exactly_the_acls_of_the_topics_it_uses(services_) -> 
     assert KAFKA_ACCESS["audit"]["groups"] == (_env(services_["audit"])["VERBUND_AUDIT_GROUP_ID"],)
     assert KAFKA_ACCESS["ledger"]["read_prefixed"] == (KAFKA_ACCESS["ledger"]["groups"][0] + "-",)
     assert set(KAFKA_ACCESS["audit"]["read"]) == set(AUDITED_TOPICS)
+    bridge_group = _env(services_["bridge"])["VERBUND_BRIDGE_GROUP_ID"]
+    assert KAFKA_ACCESS["bridge"]["groups"] == (bridge_group,) == (BRIDGE_GROUP,)
     assert set(acls) == VERBUND_SERVICES | {EXAMPLE_PARTNER}, "ACLs for an unknown user"
 
 
@@ -497,12 +519,48 @@ def test_kafka_access_table_covers_the_topics_of_the_code() -> None:
         assert not uncovered, f"{service} uses {sorted(uncovered)}: add to KAFKA_ACCESS and ACLs"
 
 
-def test_example_partner_acls_are_exact_and_the_key_limit_is_documented(services_) -> None:
+def test_example_partner_acls_are_exactly_what_onboarding_grants(services_) -> None:
     assert _acls(services_)[EXAMPLE_PARTNER] == EXAMPLE_PARTNER_ACLS
     script = _acl_script(services_)
     assert "docs/partner-onboarding.md" in script
-    assert re.search(r"ACLs never restrict keys", script)
+    assert re.search(r"ACLs never\s+(#\s+)?restrict keys", script)
     assert (ROOT / "docs" / "partner-onboarding.md").is_file()
+
+
+def test_no_partner_principal_has_an_acl_on_a_topic_not_its_own(services_) -> None:
+    partners = {user: grants for user, grants in _acls(services_).items() if user not in
+                VERBUND_SERVICES}  # fmt: skip
+    assert partners, "no partner user in kafka-acl-setup"
+    shared = {spec.name for spec in ALL_TOPICS}
+    for user, grants in partners.items():
+        assert user.startswith("partner-"), f"{user}: partner users are partner-<id>"
+        partner = user.removeprefix("partner-")
+        for operation, kind, name, pattern in grants:
+            if kind == "group":
+                assert (name, pattern) == (f"partner.{partner}.", "prefixed"), (user, name)
+                continue
+            assert pattern == "literal", f"{user}: prefixed topic ACL {name}"
+            assert name not in shared, f"{user} has {operation} on the shared topic {name}"
+            owner = owner_of_partner_topic(name)
+            assert owner is not None and owner[0] == partner, f"{user}: {operation} on {name}"
+            assert (owner[1], operation) in {("events", "Write"), ("orders", "Read")}, (user, name)
+
+
+def test_the_partner_topic_check_catches_foreign_and_shared_topics() -> None:
+    """The check above, on ACL sets that must fail it."""
+    bad = [
+        ("Read", "topic", "verbund.partner.other.orders", "literal"),
+        ("Write", "topic", PARTNER_EVENTS.name, "literal"),
+        ("Read", "topic", "verbund.partner.", "prefixed"),
+        ("Read", "topic", "verbund.partner.example.events", "literal"),  # its own, wrong way
+    ]
+    for grant in bad:
+        operation, kind, name, pattern = grant
+        line = f"acl partner-example {operation} {kind} {name}"
+        line += " prefixed" if pattern == "prefixed" else ""
+        fake = {"kafka-acl-setup": {"command": [line]}}
+        with pytest.raises(AssertionError):
+            test_no_partner_principal_has_an_acl_on_a_topic_not_its_own(fake)
 
 
 # --- dependencies ----------------------------------------------------------------------------
