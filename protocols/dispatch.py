@@ -13,13 +13,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
-from protocols.fastlp import batchable, fast_path_applies, solve_fast, solve_fast_batch
+from protocols.fastlp import (
+    fast_path_applies,
+    reduced_outcome,
+    run_lp,
+    solve_fast,
+    solve_reduced,
+    split_stacked,
+)
+from protocols.highs_lp import LpArrays, stack
 from protocols.pulp_model import explain_infeasible, solve_lexicographic
 from protocols.solvers import SolverChoice
 from protocols.status import SolveStatus
+from protocols.tier_reduction import TierReduction, reduce_tiers
 from protocols.transport import TransportProblem, TransportSolution
 
 #: Upper bound on solver threads; the default is the number of usable cores.
@@ -90,30 +100,31 @@ def solve_transports(
 ) -> list[TransportSolution]:
     """Solutions of independent problems, in input order.
 
-    Fast-path LPs run in ``workers`` threads (default: usable cores); PuLP models
-    and infeasibility explanations run one after another in the calling thread.
+    Fast-path LPs run in ``workers`` threads (default: usable cores); the reduced LPs
+    of complete problems are built and stacked in the calling thread first, so a
+    thread only runs highspy (which releases the GIL). PuLP models and infeasibility
+    explanations run one after another in the calling thread.
     """
     workers = default_workers() if workers is None else max(1, workers)
     fast = [i for i, p in enumerate(problems) if _uses_fast_path(p, choice, use_fast_path)]
-    batches = _batches(problems, fast)
-    solved: dict[int, TransportSolution] = {}
-
-    def run(batch: list[int]) -> list[TransportSolution]:
-        if len(batch) > 1:
-            members = [problems[i] for i in batch]
-            try:
-                together = solve_fast_batch(members, choice.time_limit_s)
-            except Exception:  # solved one by one below, errors reported per problem
-                together = None
-            if together is not None:
-                return together
-        return [_solve_fast_guarded(problems[i], choice) for i in batch]
-
-    if workers > 1 and len(batches) > 1:
-        with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
-            results = list(pool.map(run, batches))
+    reductions: dict[int, TierReduction] = {}
+    for i in fast:
+        reduction = reduce_tiers(problems[i]) if problems[i].n_arcs > 0 else None
+        if reduction is not None:
+            reductions[i] = reduction
+    batches = _batches(fast, reductions)
+    jobs: list[Callable[[], list[TransportSolution]]] = []
+    for batch in batches:
+        if batch[0] in reductions:
+            jobs.append(_reduced_job(problems, batch, reductions, choice))
+        else:
+            jobs.append(partial(_staged_job, problems[batch[0]], choice))
+    if workers > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            results = list(pool.map(lambda job: job(), jobs))
     else:
-        results = [run(batch) for batch in batches]
+        results = [job() for job in jobs]
+    solved: dict[int, TransportSolution] = {}
     for batch, result in zip(batches, results, strict=True):
         solved.update(zip(batch, result, strict=True))
     return [
@@ -124,15 +135,52 @@ def solve_transports(
     ]
 
 
-def _batches(problems: Sequence[TransportProblem], fast: list[int]) -> list[list[int]]:
-    """Fast-path problems grouped in input order: consecutive small closed-form problems
-    share a block LP of at most ``BATCH_COLUMNS`` columns, every other one is alone."""
+def _staged_job(problem: TransportProblem, choice: SolverChoice) -> list[TransportSolution]:
+    return [_solve_fast_guarded(problem, choice)]
+
+
+def _reduced_job(
+    problems: Sequence[TransportProblem],
+    batch: list[int],
+    reductions: dict[int, TierReduction],
+    choice: SolverChoice,
+) -> Callable[[], list[TransportSolution]]:
+    """A stacked reduced LP (stacked here, in the calling thread), solved when called."""
+    members = [problems[i] for i in batch]
+    parts = [reductions[i] for i in batch]
+    lp: LpArrays = stack([r.lp for r in parts])
+
+    def alone() -> list[TransportSolution]:
+        return [
+            _guarded(p, partial(solve_reduced, p, r, choice.time_limit_s))
+            for p, r in zip(members, parts, strict=True)
+        ]
+
+    def job() -> list[TransportSolution]:
+        try:
+            status, values = run_lp(lp, choice.time_limit_s)
+        except Exception:  # solved one by one, errors reported per problem
+            return alone()
+        if status is SolveStatus.OPTIMAL and values is not None:
+            return split_stacked(members, parts, values)
+        if len(members) == 1:
+            return [reduced_outcome(members[0], parts[0], status, values)]
+        return alone()  # statuses and explanations stay per problem
+
+    return job
+
+
+def _batches(fast: list[int], reductions: dict[int, TierReduction]) -> list[list[int]]:
+    """Fast-path problems grouped in input order: consecutive complete problems whose
+    reduced LPs are small share a block LP of at most ``BATCH_COLUMNS`` columns, every
+    other one is alone."""
     batches: list[list[int]] = []
     current: list[int] = []
     columns = 0
     for i in fast:
-        n = problems[i].n_arcs
-        if not (batchable(problems[i]) and n <= BATCH_COLUMNS):
+        reduction = reductions.get(i)
+        n = reduction.lp.n_cols if reduction is not None else 0
+        if reduction is None or n > BATCH_COLUMNS:
             batches.append([i])
             continue
         if current and columns + n > BATCH_COLUMNS:

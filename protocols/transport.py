@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -86,22 +87,41 @@ class TransportProblem:
     def n_arcs(self) -> int:
         return int(self.arc_source.shape[0])
 
+    @cached_property
+    def capacity(self) -> npt.NDArray[np.float64]:
+        """Capacity of each source (computed once; the problem is immutable)."""
+        return np.fromiter((s.capacity for s in self.sources), np.float64, len(self.sources))
+
+    @cached_property
+    def demand(self) -> npt.NDArray[np.float64]:
+        """Demand of each sink."""
+        return np.fromiter((s.demand for s in self.sinks), np.float64, len(self.sinks))
+
+    @cached_property
+    def sink_tier(self) -> npt.NDArray[np.int64]:
+        """Tier of each sink."""
+        return np.fromiter((s.tier for s in self.sinks), np.int64, len(self.sinks))
+
     @property
     def tiers(self) -> list[int]:
-        return sorted({s.tier for s in self.sinks if s.demand > 0})
+        return sorted(set(self.sink_tier[self.demand > 0].tolist()))
 
     def min_fill_of(self, tier: int) -> float:
         return dict(self.options.min_fill).get(tier, 0.0)
 
     def is_complete(self) -> bool:
         """True when every source with capacity has a lane to every sink with demand."""
-        active_src = np.array([s.capacity > 0 for s in self.sources], dtype=bool)
-        active_snk = np.array([s.demand > 0 for s in self.sinks], dtype=bool)
+        active_src = self.capacity > 0
+        active_snk = self.demand > 0
         if self.n_arcs == 0:
             return not active_src.any() or not active_snk.any()
         both = active_src[self.arc_source] & active_snk[self.arc_sink]
-        pairs = np.unique(self.arc_source[both] * len(self.sinks) + self.arc_sink[both])
-        return int(pairs.size) == int(active_src.sum()) * int(active_snk.sum())
+        required = int(active_src.sum()) * int(active_snk.sum())
+        if int(both.sum()) < required:
+            return False
+        covered = np.zeros((len(self.sources), len(self.sinks)), dtype=bool)
+        covered[self.arc_source[both], self.arc_sink[both]] = True
+        return int(covered.sum()) == required
 
 
 @dataclass
