@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,6 +132,29 @@ class Decision(BaseModel):
     def content_hash(self) -> str:
         data = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(data).hexdigest()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+_object_setattr = object.__setattr__
+
+
+def trusted(cls: type[M], values: dict[str, Any]) -> M:
+    """An instance of ``cls`` from already validated values for EVERY field, unchecked.
+
+    What ``model_construct`` does for models without aliases, defaults to fill or
+    post-init hooks (the order and fulfilment models here), without its per-field
+    loop: ~3x faster, which matters for thousands of orders per run. The values must
+    come from validated scenario data or from float conversions; the invariants are
+    checked on the decision afterwards. Equal to ``cls.model_construct(**values)``
+    (tested).
+    """
+    m = cls.__new__(cls)
+    _object_setattr(m, "__dict__", values)
+    _object_setattr(m, "__pydantic_fields_set__", set(values))
+    _object_setattr(m, "__pydantic_extra__", None)
+    _object_setattr(m, "__pydantic_private__", None)
+    return m
 
 
 def order_id(prefix: str, *parts: str) -> str:

@@ -6,13 +6,15 @@ Build (scenario -> one transportation problem per material), solve (see
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from protocols.decisions import NeedFulfilment, TransferOrder, order_id
-from protocols.geo import haversine_matrix
+from protocols.decisions import NeedFulfilment, TransferOrder, order_id, trusted
+from protocols.sites import SiteTable
 from protocols.transport import (
     Sink,
     Source,
@@ -104,29 +106,17 @@ def vocabulary(params: ReallocationParameters, unit: str) -> Vocabulary:
 
 
 def lane_cost_matrix(
-    scenario: Scenario, sources: list[Source], sinks: list[Sink]
+    scenario: Scenario,
+    sources: Sequence[Source],
+    sinks: Sequence[Sink],
+    sites: SiteTable | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(distance km, unit cost) for every source x sink; the lane table overrides distance."""
-    src_sites = [scenario.site(s.partner_id, s.site_id) for s in sources]
-    snk_sites = [scenario.site(s.partner_id, s.site_id) for s in sinks]
-    dist = haversine_matrix(
-        np.array([s.latitude for s in src_sites]),
-        np.array([s.longitude for s in src_sites]),
-        np.array([s.latitude for s in snk_sites]),
-        np.array([s.longitude for s in snk_sites]),
+    sites = sites or SiteTable(scenario)
+    return sites.distance_and_cost(
+        sites.of([(s.partner_id, s.site_id) for s in sources]),
+        sites.of([(s.partner_id, s.site_id) for s in sinks]),
     )
-    cost = dist.copy()
-    if scenario.lane_costs:
-        table = {
-            (lc.from_partner, lc.from_site, lc.to_partner, lc.to_site): lc.cost_per_unit
-            for lc in scenario.lane_costs
-        }
-        for i, src in enumerate(sources):
-            for j, snk in enumerate(sinks):
-                key = (src.partner_id, src.site_id, snk.partner_id, snk.site_id)
-                if key in table:
-                    cost[i, j] = table[key]
-    return dist, cost
 
 
 @dataclass(frozen=True)
@@ -137,38 +127,50 @@ class MaterialProblem:
     distance: np.ndarray  # per arc
 
 
+def partners_in_scope(scenario: Scenario, scope: Scope) -> set[str]:
+    return {p.id for p in scenario.partners if in_scope(scenario, scope, p.id)}
+
+
 def build_problems(
     scenario: Scenario, params: ReallocationParameters, scope: Scope
 ) -> list[MaterialProblem]:
-    """One transportation problem per material in scope, in material id order."""
+    """One transportation problem per material in scope, in material id order.
+
+    Linear in positions + needs + lanes: shares, sites, lane costs and the scope are
+    indexed once per scenario, not looked up per position or per material.
+    """
     shares = ShareTable(scenario)
-    positions_by_material: dict[str, list[Source]] = {}
+    sites = SiteTable(scenario)
+    scoped = partners_in_scope(scenario, scope)
+    partner_by_id = scenario.partner_by_id
+    sources_by_material: dict[str, list[Source]] = {}
     shortfalls: dict[str, list[Sink]] = {}
     for pos in scenario.positions:
-        if not in_scope(scenario, scope, pos.partner_id):
+        partner_id = pos.partner_id
+        if partner_id not in scoped:
             continue
-        cap = shares.share(pos.partner_id, pos.material_id) * surplus(pos.on_hand, pos.safety_stock)
-        if cap > 0:
-            positions_by_material.setdefault(pos.material_id, []).append(
-                Source(pos.partner_id, pos.site_id, cap, ref=f"{pos.partner_id}/{pos.site_id}")
-            )
-        if params.include_position_shortfalls and pos.on_hand < pos.safety_stock:
-            partner = scenario.partner_by_id[pos.partner_id]
+        if pos.on_hand > pos.safety_stock:
+            cap = shares.share(partner_id, pos.material_id) * (pos.on_hand - pos.safety_stock)
+            if cap > 0:
+                sources_by_material.setdefault(pos.material_id, []).append(
+                    Source(partner_id, pos.site_id, cap, ref=f"{partner_id}/{pos.site_id}")
+                )
+        elif params.include_position_shortfalls and pos.on_hand < pos.safety_stock:
             shortfalls.setdefault(pos.material_id, []).append(
                 Sink(
-                    f"shortfall-{pos.partner_id}-{pos.site_id}-{pos.material_id}",
-                    pos.partner_id,
+                    f"shortfall-{partner_id}-{pos.site_id}-{pos.material_id}",
+                    partner_id,
                     pos.site_id,
                     pos.safety_stock - pos.on_hand,
-                    partner.criticality.tier,
+                    partner_by_id[partner_id].criticality.tier,
                     scenario.as_of,
                 )
             )
     needs_by_material: dict[str, list[Sink]] = {}
     for need in scenario.needs:
-        if need.quantity <= 0 or not in_scope(scenario, scope, need.partner_id):
+        if need.quantity <= 0 or need.partner_id not in scoped:
             continue
-        crit = need.criticality or scenario.partner_by_id[need.partner_id].criticality
+        crit = need.criticality or partner_by_id[need.partner_id].criticality
         needs_by_material.setdefault(need.material_id, []).append(
             Sink(
                 need.need_id,
@@ -179,13 +181,15 @@ def build_problems(
                 need.needed_by,
             )
         )
+    words = vocabulary(params, "")
+    min_fill = tuple(sorted((m.tier, m.fraction) for m in params.min_fill))
     problems = []
     for material_id in scoped_materials(scenario, scope):
-        material = scenario.material_by_id[material_id]
-        sources = positions_by_material.get(material_id, [])
         sinks = needs_by_material.get(material_id, []) + shortfalls.get(material_id, [])
         if not sinks:
             continue
+        material = scenario.material_by_id[material_id]
+        sources = sources_by_material.get(material_id, [])
         step = None
         if params.pack_sizes and material.pack_size:
             step = material.pack_size
@@ -195,19 +199,16 @@ def build_problems(
             fairness=params.fairness,
             step=step,
             min_lot=material.min_shipment if params.min_shipments else None,
-            min_fill=tuple(sorted((m.tier, m.fraction) for m in params.min_fill)),
+            min_fill=min_fill,
         )
-        if sources:
-            dist, cost = lane_cost_matrix(scenario, sources, sinks)
-            src_key = np.array([f"{s.partner_id}/{s.site_id}" for s in sources])
-            snk_key = np.array([f"{s.partner_id}/{s.site_id}" for s in sinks])
-            allowed = src_key[:, None] != snk_key[None, :]
-            if params.max_distance_km is not None:
-                allowed &= dist <= params.max_distance_km
-        else:
-            dist = cost = np.zeros((0, len(sinks)))
-            allowed = np.zeros((0, len(sinks)), dtype=bool)
+        src_site = sites.of([(s.partner_id, s.site_id) for s in sources])
+        snk_site = sites.of([(s.partner_id, s.site_id) for s in sinks])
+        dist, cost = sites.distance_and_cost(src_site, snk_site)
+        allowed = src_site[:, None] != snk_site[None, :]  # never to the same site
+        if params.max_distance_km is not None:
+            allowed &= dist <= params.max_distance_km
         arc_src, arc_snk, arc_cost = build_arcs(sources, sinks, cost, allowed)
+        unit = material.unit.value
         problem = TransportProblem(
             material_id,
             tuple(sources),
@@ -216,11 +217,9 @@ def build_problems(
             arc_snk,
             arc_cost,
             options,
-            vocabulary(params, material.unit.value),
+            dataclasses.replace(words, unit=unit),
         )
-        problems.append(
-            MaterialProblem(material_id, material.unit.value, problem, dist[arc_src, arc_snk])
-        )
+        problems.append(MaterialProblem(material_id, unit, problem, dist[arc_src, arc_snk]))
     return problems
 
 
@@ -229,50 +228,65 @@ def assign(
 ) -> tuple[list[TransferOrder], list[NeedFulfilment]]:
     """Transfer orders and per-need fulfilment from a solution's flows.
 
-    Built with ``model_construct``: every field comes from already validated
-    scenario data or from float conversions here, and pydantic validation of
-    ~20,000 orders would cost more than 100 ms at 200 x 100 (the invariants are
+    Built with :func:`protocols.decisions.trusted`: every field comes from already
+    validated scenario data or from float conversions here, and pydantic validation
+    of ~20,000 orders would cost more than 100 ms at 200 x 100 (the invariants are
     checked on the decision afterwards).
     """
     p = mp.problem
     flows = clean_flows(solution.flows)
+    arcs = np.nonzero(flows > 0)[0]
+    material_id, unit = mp.material_id, mp.unit
     orders = []
-    for a in np.nonzero(flows > 0)[0].tolist():
-        src = p.sources[int(p.arc_source[a])]
-        snk = p.sinks[int(p.arc_sink[a])]
-        qty = float(flows[a])
+    for i, j, qty, dist, unit_cost in zip(
+        p.arc_source[arcs].tolist(),
+        p.arc_sink[arcs].tolist(),
+        flows[arcs].tolist(),
+        mp.distance[arcs].tolist(),
+        p.arc_cost[arcs].tolist(),
+        strict=True,
+    ):
+        src, snk = p.sources[i], p.sinks[j]
         orders.append(
-            TransferOrder.model_construct(
-                order_id=order_id("tr", mp.material_id, src.partner_id, src.site_id, snk.need_id),
-                material_id=mp.material_id,
-                unit=mp.unit,
-                from_partner=src.partner_id,
-                from_site=src.site_id,
-                to_partner=snk.partner_id,
-                to_site=snk.site_id,
-                quantity=qty,
-                due=snk.due,
-                need_id=snk.need_id,
-                distance_km=round(float(mp.distance[a]), 3),
-                cost=round(qty * float(p.arc_cost[a]), ROUND),
+            trusted(
+                TransferOrder,
+                {
+                    "order_id": order_id(
+                        "tr", material_id, src.partner_id, src.site_id, snk.need_id
+                    ),
+                    "material_id": material_id,
+                    "unit": unit,
+                    "from_partner": src.partner_id,
+                    "from_site": src.site_id,
+                    "to_partner": snk.partner_id,
+                    "to_site": snk.site_id,
+                    "quantity": qty,
+                    "due": snk.due,
+                    "need_id": snk.need_id,
+                    "distance_km": round(dist, 3),
+                    "cost": round(qty * unit_cost, ROUND),
+                },
             )
         )
-    return orders, fulfilment_of(p, flows, mp.material_id)
+    return orders, fulfilment_of(p, flows, material_id)
 
 
 def fulfilment_of(
     p: TransportProblem, flows: npt.NDArray[np.float64], item: str
 ) -> list[NeedFulfilment]:
     """Requested vs. delivered per need (sink) of a solved transport problem."""
-    inflow = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks))
+    inflow = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks)).tolist()
     return [
-        NeedFulfilment.model_construct(
-            need_id=s.need_id,
-            partner_id=s.partner_id,
-            item=item,
-            tier=s.tier,
-            requested=s.demand,
-            fulfilled=round(float(inflow[j]), ROUND),
+        trusted(
+            NeedFulfilment,
+            {
+                "need_id": s.need_id,
+                "partner_id": s.partner_id,
+                "item": item,
+                "tier": s.tier,
+                "requested": s.demand,
+                "fulfilled": round(received, ROUND),
+            },
         )
-        for j, s in enumerate(p.sinks)
+        for s, received in zip(p.sinks, inflow, strict=True)
     ]

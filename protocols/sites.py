@@ -1,0 +1,64 @@
+"""Site coordinates and the lane cost table, indexed once per scenario."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from protocols.geo import haversine_matrix
+from schemas.scenario import Scenario
+
+
+class SiteTable:
+    """Every partner site by ``(partner_id, site_id)``: index, latitude, longitude.
+
+    Looking sites up here instead of ``Scenario.site`` (a scan of the partner's sites
+    per call) and indexing the lane cost table once keeps model building linear.
+    """
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.index: dict[tuple[str, str], int] = {}
+        lat: list[float] = []
+        lon: list[float] = []
+        for partner in scenario.partners:
+            for site in partner.sites:
+                self.index[partner.id, site.id] = len(lat)
+                lat.append(site.latitude)
+                lon.append(site.longitude)
+        self.latitude = np.array(lat, dtype=np.float64)
+        self.longitude = np.array(lon, dtype=np.float64)
+        # (from site, to site) -> cost per unit; the last entry for a lane wins.
+        self.lane_cost: dict[tuple[int, int], float] = {
+            (
+                self.index[lc.from_partner, lc.from_site],
+                self.index[lc.to_partner, lc.to_site],
+            ): lc.cost_per_unit
+            for lc in scenario.lane_costs
+        }
+
+    def of(self, keys: Sequence[tuple[str, str]]) -> npt.NDArray[np.int64]:
+        """Site indices of ``(partner_id, site_id)`` pairs."""
+        return np.fromiter((self.index[k] for k in keys), np.int64, len(keys))
+
+    def distance_and_cost(
+        self, src: npt.NDArray[np.int64], snk: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(distance km, unit cost) for every source site x sink site; the lane table
+        overrides the distance."""
+        dist = haversine_matrix(
+            self.latitude[src], self.longitude[src], self.latitude[snk], self.longitude[snk]
+        )
+        cost = dist.copy()
+        if self.lane_cost:
+            rows: dict[int, list[int]] = {}
+            cols: dict[int, list[int]] = {}
+            for i, site in enumerate(src.tolist()):
+                rows.setdefault(site, []).append(i)
+            for j, site in enumerate(snk.tolist()):
+                cols.setdefault(site, []).append(j)
+            for (a, b), value in self.lane_cost.items():
+                if a in rows and b in cols:
+                    cost[np.ix_(rows[a], cols[b])] = value
+        return dist, cost
