@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from protocols import capacity, reallocation
-from protocols.decisions import Decision, TransferOrder
+from protocols.decisions import Decision
+from protocols.transport import Sink
 from schemas.protocol import CapacityParameters, ReallocationParameters, Scope
 from schemas.scenario import Scenario
 
@@ -28,18 +29,31 @@ def check_donors(scenario: Scenario, decision: Decision) -> list[str]:
     given: dict[tuple[str, str, str], float] = defaultdict(float)
     for t in decision.transfers:
         given[t.from_partner, t.from_site, t.material_id] += t.quantity
+    if not given:
+        return []
     positions = {(p.partner_id, p.site_id, p.material_id): p for p in scenario.positions}
     shares = reallocation.ShareTable(scenario)
+    keys = sorted(given)
+    known = [positions.get(key) for key in keys]
+    qty = np.array([given[key] for key in keys])
+    on_hand = np.array([p.on_hand if p is not None else 0.0 for p in known])
+    safety = np.array([p.safety_stock if p is not None else 0.0 for p in known])
+    share = np.array([shares.share(key[0], key[2]) for key in keys])
+    cap = share * np.maximum(0.0, on_hand - safety)
+    over_share = qty > cap + TOL * np.maximum(1.0, np.abs(cap))
+    below_safety = on_hand - qty < safety - TOL * np.maximum(1.0, np.abs(safety))
+    missing = np.array([p is None for p in known])
     problems = []
-    for key, qty in sorted(given.items()):
-        pos = positions.get(key)
-        if pos is None:
-            problems.append(f"supply: {key} gives {qty:g} without a stock position")
+    for k in np.nonzero(missing | over_share | below_safety)[0].tolist():
+        key, amount = keys[k], float(qty[k])
+        if missing[k]:
+            problems.append(f"supply: {key} gives {amount:g} without a stock position")
             continue
-        cap = shares.share(key[0], key[2]) * reallocation.surplus(pos.on_hand, pos.safety_stock)
-        if qty > cap + _tol(cap):
-            problems.append(f"supply: {'/'.join(key)} gives {qty:g} > agreed share {cap:g}")
-        if pos.on_hand - qty < pos.safety_stock - _tol(pos.safety_stock):
+        if over_share[k]:
+            problems.append(
+                f"supply: {'/'.join(key)} gives {amount:g} > agreed share {float(cap[k]):g}"
+            )
+        if below_safety[k]:
             problems.append(f"supply: {'/'.join(key)} would fall below safety stock")
     return problems
 
@@ -88,7 +102,7 @@ def check_tier_priority(
     a lane to an unmet higher-tier need (it should have served the higher tier).
     Global optimality is checked against an independent LP in the tests.
     ``material_problems``: the run's material problems (rebuilt from the scenario if
-    omitted). Linear in lanes + transfers (numpy over the lanes of each material).
+    omitted). Linear in lanes + transfers (numpy over the lanes of all materials at once).
     """
     if params.min_fill or params.fairness or params.whole_units or params.pack_sizes:
         return []  # extra hard rules or fairness can legitimately block local exchanges
@@ -97,50 +111,67 @@ def check_tier_priority(
     if material_problems is None:
         material_problems = reallocation.build_problems(scenario, params, scope)
     fulfilled = {f.need_id: f for f in decision.fulfilment}
-    by_material: dict[str, list[TransferOrder]] = defaultdict(list)
-    for t in decision.transfers:
-        by_material[t.material_id].append(t)
-    violations = []
+    # Sources and sinks of every material in one numbering (offsets per material).
+    index: dict[tuple[str, str, str], int] = {}
+    owners: list[tuple[reallocation.MaterialProblem, int]] = []  # per source: (problem, local)
+    src_parts, snk_parts, capacity_parts = [], [], []
+    sinks: list[tuple[reallocation.MaterialProblem, Sink]] = []
+    n_src = n_snk = 0
     for mp in material_problems:
         p = mp.problem
-        index = {(s.partner_id, s.site_id): i for i, s in enumerate(p.sources)}
-        out = np.zeros(len(p.sources))
-        serves_tier = np.zeros(len(p.sources), dtype=np.int64)  # lowest priority served
-        for t in by_material.get(mp.material_id, []):
-            i = index.get((t.from_partner, t.from_site))
-            if i is None:
-                continue  # a donor outside the problem: reported by check_donors
-            out[i] += t.quantity
-            serves_tier[i] = max(int(serves_tier[i]), fulfilled[t.need_id].tier)
-        capacity = np.array([s.capacity for s in p.sources], dtype=np.float64)
-        spare = capacity - out
-        spare_tol = TOL * np.maximum(1.0, np.abs(capacity))
-        sink_tier = np.array([s.tier for s in p.sinks], dtype=np.int64)
-        unmet = np.array(
-            [
-                (f := fulfilled.get(s.need_id)) is not None and f.unmet > _tol(f.requested)
-                for s in p.sinks
-            ],
-            dtype=bool,
-        )
-        arcs = np.nonzero(unmet[p.arc_sink])[0]
-        src, snk = p.arc_source[arcs], p.arc_sink[arcs]
-        has_spare = spare[src] > spare_tol[src]
-        bad = has_spare | (serves_tier[src] > sink_tier[snk])
-        for i, j, spare_lane in zip(
-            src[bad].tolist(), snk[bad].tolist(), has_spare[bad].tolist(), strict=True
-        ):
-            donor, need = p.sources[i], p.sinks[j]
-            if spare_lane:
-                violations.append(
-                    f"tier_priority: {mp.material_id} donor {donor.ref} has {spare[i]:g} spare "
-                    f"and a lane to unmet need {need.need_id}"
-                )
-            else:
-                violations.append(
-                    f"tier_priority: {mp.material_id} donor {donor.ref} serves tier "
-                    f"{serves_tier[i]} while tier {need.tier} need {need.need_id} is unmet"
-                )
+        for i, s in enumerate(p.sources):
+            index[mp.material_id, s.partner_id, s.site_id] = n_src + i
+            owners.append((mp, i))
+        src_parts.append(p.arc_source + n_src)
+        snk_parts.append(p.arc_sink + n_snk)
+        capacity_parts.append(p.capacity)
+        sinks.extend((mp, s) for s in p.sinks)
+        n_src += len(p.sources)
+        n_snk += len(p.sinks)
+    out = [0.0] * n_src
+    serves = [0] * n_src  # lowest priority (highest tier number) served by each source
+    for t in decision.transfers:
+        k = index.get((t.material_id, t.from_partner, t.from_site))
+        f = fulfilled.get(t.need_id)
+        if k is None or f is None:
+            continue  # a donor outside the problems or an unknown need: other checks report it
+        out[k] += t.quantity
+        serves[k] = max(serves[k], f.tier)
+    if not sinks:
+        return []
+    arc_src, arc_snk = np.concatenate(src_parts), np.concatenate(snk_parts)
+    capacity = np.concatenate(capacity_parts)
+    spare = capacity - np.array(out)
+    spare_tol = TOL * np.maximum(1.0, np.abs(capacity))
+    serves_tier = np.array(serves, dtype=np.int64)
+    sink_tier = np.array([s.tier for _, s in sinks], dtype=np.int64)
+    unmet = np.array(
+        [
+            (g := fulfilled.get(s.need_id)) is not None and g.unmet > _tol(g.requested)
+            for _, s in sinks
+        ],
+        dtype=np.bool_,
+    )
+    arcs = np.nonzero(unmet[arc_snk])[0]
+    src, snk = arc_src[arcs], arc_snk[arcs]
+    has_spare = spare[src] > spare_tol[src]
+    bad = has_spare | (serves_tier[src] > sink_tier[snk])
+    violations = []
+    for i, j, spare_lane in zip(
+        src[bad].tolist(), snk[bad].tolist(), has_spare[bad].tolist(), strict=True
+    ):
+        (mp, local), (_, need) = owners[i], sinks[j]
+        donor = mp.problem.sources[local]
+        if spare_lane:
+            violations.append(
+                f"tier_priority: {mp.material_id} donor {donor.ref} has {spare[i]:g} spare "
+                f"and a lane to unmet need {need.need_id}"
+            )
+        else:
+            violations.append(
+                f"tier_priority: {mp.material_id} donor {donor.ref} serves tier "
+                f"{serves_tier[i]} while tier {need.tier} need {need.need_id} is unmet"
+            )
     return violations
 
 
