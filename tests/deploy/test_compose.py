@@ -40,6 +40,7 @@ from services.common.topics import (
     PARTNER_EVENTS,
     PARTNER_ORDERS,
     PROTOCOLS,
+    QUOTES,
     RUNS,
     TopicSpec,
     owner_of_partner_topic,
@@ -87,13 +88,15 @@ KAFKA_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "coordinator": {
         # the changelog replay appends a recovery marker (services/ledger/recovery.py)
-        "read": (LEDGER_CHANGELOG.name, ALERTS.name, PARTNER_EVENTS.name),
+        # supplier quotes: read back at start (a recovery marker first), written when set
+        "read": (LEDGER_CHANGELOG.name, ALERTS.name, PARTNER_EVENTS.name, QUOTES.name),
         "write": (
             LEDGER_CHANGELOG.name,
             COMMANDS.name,
             RUNS.name,
             DECISIONS.name,
             PARTNER_ORDERS.name,
+            QUOTES.name,
         ),
     },
     "audit": {
@@ -104,6 +107,7 @@ KAFKA_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
             PARTNER_ORDERS.name,
             PROTOCOLS.name,
             PARTNER_EVENTS.name,
+            QUOTES.name,
         ),
         "write": (AUDIT.name,),
         "groups": ("verbund-audit",),
@@ -143,6 +147,7 @@ RETENTION_MS = {
     "verbund.decisions": 90 * DAY_MS,
     "verbund.partner.orders": 90 * DAY_MS,
     "verbund.protocols": -1,
+    "verbund.purchasing.quotes": -1,  # the coordinator rebuilds its quotes from it
     "verbund.audit": -1,
 }
 # a partner's own topics keep what their shared counterparts keep
