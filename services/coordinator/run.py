@@ -14,6 +14,7 @@ from services.common.logging import configure_logging, get_logger
 from services.common.settings import SettingsError
 from services.coordinator import metrics
 from services.coordinator.api import create_app
+from services.coordinator.checkpoint import Checkpoints
 from services.coordinator.service import CoordinatorService
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.store import RunStore
@@ -45,6 +46,7 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
         RunStore(settings.runs_dir(), settings.retention_decisions_days),
         settings.coordinator_tick_seconds,
         kafka_options=kafka_options,
+        checkpoints=Checkpoints(settings.run_state_dir()),
     )
     metrics.register(service.core)
     await service.start()

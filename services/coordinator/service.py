@@ -4,7 +4,9 @@
 - evaluates automatic triggers on ``verbund.alerts``;
 - applies ``OrderAcknowledged`` events from ``verbund.partner.events``;
 - keeps the supplier quotes of joint purchasing pools (``verbund.purchasing.quotes``);
-- solves off the event loop, records every run for replay, publishes decisions and orders.
+- solves off the event loop, records every run for replay, publishes decisions and orders;
+- checkpoints run state to disk (:mod:`services.coordinator.checkpoint`), so a restart
+  carries on with the runs in progress and with the answers sent meanwhile.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from protocols.run import solve
 from schemas.alliance import Alliance
@@ -37,6 +39,7 @@ from services.common.topics import (
     QUOTES,
 )
 from services.coordinator import metrics
+from services.coordinator.checkpoint import Checkpoints, restore_into
 from services.coordinator.core import Coordinator, Publish, Run
 from services.coordinator.quotes import QuoteBook
 from services.coordinator.replica import AllianceReplica
@@ -57,6 +60,7 @@ class CoordinatorService:
         store: RunStore,
         tick_seconds: float = 1.0,
         kafka_options: Mapping[str, Any] | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.kafka_options = dict(kafka_options or {})  # kafka_client_options(settings)
@@ -71,6 +75,10 @@ class CoordinatorService:
         self._consumers: list[AIOKafkaConsumer] = []
         self._solving: set[str] = set()
         self._outbox: list[Publish] = []
+        self.checkpoints = checkpoints
+        self._dirty: set[str] = set()  # runs changed since the last checkpoint
+        self._answers_read: dict[int, int] = {}  # partner-events partition -> next offset
+        self._answers_saved: dict[int, int] = {}
         self.ready = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -92,7 +100,10 @@ class CoordinatorService:
         log.debug("consumer_ready", topic=LEDGER_CHANGELOG.name)
         alerts = await self._consumer(ALERTS.name, None)
         log.debug("consumer_ready", topic=ALERTS.name)
-        acks = await self._consumer(PARTNER_EVENTS.name, None)
+        recovered, answers_from = self.checkpoints.load() if self.checkpoints else ([], {})
+        restore_into(self.core, recovered)
+        acks = await self._consumer(PARTNER_EVENTS.name, answers_from or None)
+        self._answers_read = {tp.partition: await acks.position(tp) for tp in acks.assignment()}
         log.debug("consumer_ready", topic=PARTNER_EVENTS.name)
         self._tasks = [
             asyncio.create_task(self._follow(changelog, self._on_changelog)),
@@ -101,11 +112,16 @@ class CoordinatorService:
             asyncio.create_task(self._ticker()),
         ]
         self.ready.set()
+        for run in recovered:  # a solve that a stop interrupted is done again
+            if run.state is RunState.SOLVING:
+                self._schedule_solve(run.run_id, run.triggered_at)
         log.info(
             "coordinator_ready",
             protocols=sorted(self.core.protocols),
             changelog_records=sum(len(r) for r in records.values()),
             supplier_quotes=len(self.quotes.quotes),
+            runs_recovered=len(recovered),
+            runs_active=len(self.core.active_scopes),
         )
 
     async def stop(self) -> None:
@@ -114,6 +130,7 @@ class CoordinatorService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self._checkpoint()
         for consumer in self._consumers:
             await stop_client(consumer)
         if self.producer is not None:
@@ -139,9 +156,28 @@ class CoordinatorService:
                         await handler(tp.partition, record.offset, record.value)
                     except Exception:  # a bad record must not stop the coordinator
                         log.exception("record_failed", topic=tp.topic, offset=record.offset)
+                self._read(tp, records[-1].offset + 1 if records else None)
             if self._outbox:  # answers of a whole fetched batch are published together
                 outbox, self._outbox = self._outbox, []
                 await self._publish(outbox)
+
+    def _read(self, tp: TopicPartition, next_offset: int | None) -> None:
+        if tp.topic == PARTNER_EVENTS.name and next_offset is not None:
+            self._answers_read[tp.partition] = next_offset
+
+    async def _checkpoint(self) -> None:
+        """Write the runs changed since the last checkpoint (off the event loop)."""
+        answers = dict(self._answers_read)
+        if self.checkpoints is None or not (self._dirty or answers != self._answers_saved):
+            return
+        runs = [self.core.runs[r] for r in sorted(self._dirty) if r in self.core.runs]
+        self._dirty.clear()
+        try:
+            await asyncio.to_thread(self.checkpoints.save, runs, answers)
+            self._answers_saved = answers
+        except OSError:
+            log.exception("checkpoint_failed", runs=len(runs))
+            self._dirty.update(r.run_id for r in runs)
 
     # -- inputs -----------------------------------------------------------------------------
     async def _on_changelog(self, partition: int, offset: int, value: bytes | None) -> None:
@@ -195,6 +231,8 @@ class CoordinatorService:
         )
         self._outbox.extend(messages)
         run_id = self.core.order_index.get(ack.order_id)
+        if messages and run_id:
+            self._dirty.add(run_id)
         if replan and run_id:
             self._schedule_solve(run_id, time.time())
 
@@ -212,6 +250,7 @@ class CoordinatorService:
         await self._publish(
             [Publish(COMMANDS.name, run.run_id.encode(), _json(command)), *messages]
         )
+        self._dirty.add(run.run_id)
         if started:
             metrics.RUNS.labels(protocol_id, run.state.value).inc()
             log.info("run_started", run_id=run.run_id, protocol=protocol_id, trigger=reason)
@@ -231,9 +270,12 @@ class CoordinatorService:
             at=_dt(now),
         )
         await self._publish([Publish(COMMANDS.name, run_id.encode(), _json(command)), *messages])
+        self._dirty.add(run_id)
         if run.state is RunState.SOLVING:
             run.triggered_at = now  # decision latency counts from the last approval
             self._schedule_solve(run_id, now)
+        else:
+            await self._checkpoint()
         return run
 
     async def reject(self, run_id: str, principal: str, token_id: str, reason: str) -> Run:
@@ -248,6 +290,8 @@ class CoordinatorService:
             at=_dt(now),
         )
         await self._publish([Publish(COMMANDS.name, run_id.encode(), _json(command)), *messages])
+        self._dirty.add(run_id)
+        await self._checkpoint()
         metrics.RUNS.labels(self.core.runs[run_id].protocol.id, "rejected").inc()
         return self.core.runs[run_id]
 
@@ -303,6 +347,8 @@ class CoordinatorService:
         first = [m for m in messages if m.topic != PARTNER_ORDERS.name]
         await self._publish(first)
         await self._publish([m for m in messages if m.topic == PARTNER_ORDERS.name])
+        self._dirty.add(run_id)
+        await self._checkpoint()
         metrics.SOLVE_SECONDS.labels(protocol.id).observe(seconds)
         metrics.RUNS.labels(protocol.id, run.state.value).inc()
         if run.decision is not None and run.state is not RunState.FAILED:
@@ -322,7 +368,10 @@ class CoordinatorService:
         days = self.store.retention_days
         if days is None:
             return []
-        expired = set(self.store.expire(now)) | set(self.core.forget_finished(now - days * 86_400))
+        forgotten = self.core.forget_finished(now - days * 86_400)
+        if self.checkpoints is not None:
+            self.checkpoints.forget(forgotten)
+        expired = set(self.store.expire(now)) | set(forgotten)
         if expired:
             log.info("runs_expired", runs=len(expired), days=days)
         return sorted(expired)
@@ -337,8 +386,15 @@ class CoordinatorService:
                 self.expire(now)
             messages, replan = self.core.tick(now)
             await self._publish(messages)
+            if messages:  # orders expired: the published runs changed
+                self._dirty.update(
+                    r.run_id
+                    for r in self.core.runs.values()
+                    if r.state.active or r.run_id in replan
+                )
             for run_id in replan:
                 self._schedule_solve(run_id, now)
+            await self._checkpoint()
 
     async def _publish(self, messages: list[Publish]) -> None:
         if not messages:

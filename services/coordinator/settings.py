@@ -33,3 +33,7 @@ class CoordinatorSettings(ServiceSettings):
 
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
+
+    def run_state_dir(self) -> Path:
+        """Checkpoints of the runs the coordinator keeps (services/coordinator/checkpoint.py)."""
+        return self.data_dir / "coordinator-state"

@@ -175,16 +175,22 @@ async def test_capacity_assignments_from_live_offers_decline_and_replan(
     assert len(informed) == 2 and not any(o["must_answer"] for o in informed)
     assert all(o["order"]["provider_partner"] == "werk-nah" for o in orders_of(orders, "werk-nah"))
 
-    # the near plant accepts, the far one declines: the re-plan has nothing left to assign
+    # the near plant accepts, then the far one declines: the re-plan has nothing left to assign
+    # (answers of different partners travel on different partitions: wait for the first)
     for partner, accepted in (("werk-nah", True), ("werk-fern", False)):
+        order_id = first[partner]["order_id"]
         await partner_event(
             producer,
             {
                 "type": "OrderAcknowledged",
                 "partner_id": partner,
-                "order_id": first[partner]["order_id"],
+                "order_id": order_id,
                 "accepted": accepted,
             },
+        )
+        await orders.wait_for(
+            lambda o, i=order_id: o.get("type") == "OrderUpdated" and o["order_id"] == i,  # type: ignore[misc]
+            timeout=30,
         )
     await topics[RUNS.name].wait_for(
         lambda r: r["run_id"] == run_id and r.get("revision") == 2, timeout=60
@@ -269,3 +275,63 @@ async def test_purchase_shares_from_live_demands_and_a_quote(
     status, _ = stack.api("DELETE", "/v1/purchasing/quotes/medsupply/MASK-FFP2", anna)
     assert status == 200
     assert stack.api("GET", "/v1/purchasing/quotes", anna) == (200, [])
+
+
+async def test_runs_survive_a_coordinator_restart_and_answers_sent_meanwhile_count(
+    stack: CoordinatorStack, topics: dict[str, TopicCollector], producer: AIOKafkaProducer
+) -> None:
+    orders, changelog = topics[PARTNER_ORDERS.name], topics[LEDGER_CHANGELOG.name]
+    anna = stack.tokens["coord-anna"]
+    await in_ledger(changelog, [await partner_event(producer, offer("werk-nah", "o3", 12))])
+    await in_ledger(
+        changelog,
+        [
+            await partner_event(
+                producer,
+                {
+                    "type": "CapacityNeeded",
+                    "partner_id": "klinik-b",
+                    "need_id": "steri-2",
+                    "site_id": "s1",
+                    "capability": "sterilisation",
+                    "required_qualifications": ["iso-13485"],
+                    "hours": 5,
+                    "needed_by": (NOW.date() + timedelta(days=3)).isoformat(),
+                    "criticality": "hospital",
+                },
+            )
+        ],
+    )
+    status, run = stack.api("POST", "/v1/protocols/live-capacity/runs", anna)
+    assert status == 202, run
+    run_id = run["run_id"]
+    await topics[RUNS.name].wait_for(
+        lambda r: r["run_id"] == run_id and r["state"] == "published", timeout=60
+    )
+    to_answer = await orders.wait_for(
+        lambda o: o.get("run_id") == run_id and o.get("must_answer") is True, timeout=30
+    )
+    assert to_answer
+    stack.coordinator.stop()
+    # the providers answer while the coordinator is down
+    for order in to_answer:
+        await partner_event(
+            producer,
+            {
+                "type": "OrderAcknowledged",
+                "partner_id": order["recipient"],
+                "order_id": order["order_id"],
+                "accepted": True,
+            },
+        )
+    stack.coordinator.start()
+    stack.wait_ready()
+    assert "runs_recovered" in stack.coordinator.log_text()
+    await topics[RUNS.name].wait_for(
+        lambda r: r["run_id"] == run_id and r["state"] == "completed", timeout=30
+    )
+    status, detail = stack.api("GET", f"/v1/runs/{run_id}", anna)
+    assert status == 200 and detail["state"] == "completed"
+    assert {o["order_id"]: o["state"] for o in detail["order_list"]} == {
+        o["order_id"]: "accepted" for o in to_answer
+    }
