@@ -11,8 +11,9 @@ the number of threads.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -98,41 +99,106 @@ def solve_transports(
     use_fast_path: bool = True,
     workers: int | None = None,
 ) -> list[TransportSolution]:
-    """Solutions of independent problems, in input order.
+    """Solutions of independent problems, in input order (see :class:`Solving`)."""
+    with Solving(problems, choice, use_fast_path, workers) as solving:
+        return list(solving)
 
-    Fast-path LPs run in ``workers`` threads (default: usable cores); the reduced LPs
-    of complete problems are built and stacked in the calling thread first, so a
-    thread only runs highspy (which releases the GIL). PuLP models and infeasibility
-    explanations run one after another in the calling thread.
+
+class Solving:
+    """Solutions of independent problems, in input order, solved in the background.
+
+    On entry the reduced LPs of complete fast-path problems are built and stacked in
+    the calling thread, and each job (a stack, or one problem) is handed to one of
+    ``workers`` solver threads (default: usable cores) as soon as it is ready; the
+    threads mostly run highspy, which releases the GIL. Iterating yields the
+    solutions in input order as they are ready, so the caller can turn the first ones
+    into orders while later ones are still being solved. PuLP models and
+    infeasibility explanations run in the iterating thread. The batches and the LPs
+    do not depend on the thread count, so neither does the decision.
     """
-    workers = default_workers() if workers is None else max(1, workers)
-    fast = [i for i, p in enumerate(problems) if _uses_fast_path(p, choice, use_fast_path)]
-    reductions: dict[int, TierReduction] = {}
-    for i in fast:
-        reduction = reduce_tiers(problems[i]) if problems[i].n_arcs > 0 else None
-        if reduction is not None:
-            reductions[i] = reduction
-    batches = _batches(fast, reductions)
-    jobs: list[Callable[[], list[TransportSolution]]] = []
-    for batch in batches:
-        if batch[0] in reductions:
-            jobs.append(_reduced_job(problems, batch, reductions, choice))
-        else:
-            jobs.append(partial(_staged_job, problems[batch[0]], choice))
-    if workers > 1 and len(jobs) > 1:
-        with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            results = list(pool.map(lambda job: job(), jobs))
-    else:
-        results = [job() for job in jobs]
-    solved: dict[int, TransportSolution] = {}
-    for batch, result in zip(batches, results, strict=True):
-        solved.update(zip(batch, result, strict=True))
-    return [
-        _after_fast(p, choice, solved[i])
-        if i in solved
-        else solve_transport(p, choice, use_fast_path)
-        for i, p in enumerate(problems)
-    ]
+
+    def __init__(
+        self,
+        problems: Sequence[TransportProblem],
+        choice: SolverChoice,
+        use_fast_path: bool = True,
+        workers: int | None = None,
+    ) -> None:
+        self._problems = problems
+        self._choice = choice
+        self._use_fast_path = use_fast_path
+        self._workers = default_workers() if workers is None else max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._jobs: dict[int, tuple[Future[list[TransportSolution]], int]] = {}
+        try:
+            self._submit_all()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _submit_all(self) -> None:
+        """Batches in input order: consecutive complete problems whose reduced LPs are
+        small share a block LP of at most ``BATCH_COLUMNS`` columns, every other
+        fast-path problem is alone."""
+        problems, choice = self._problems, self._choice
+        batch: list[tuple[int, TierReduction]] = []
+        columns = 0
+        for i, problem in enumerate(problems):
+            if not _uses_fast_path(problem, choice, self._use_fast_path):
+                continue
+            reduction = reduce_tiers(problem) if problem.n_arcs > 0 else None
+            if reduction is None:
+                self._submit(partial(_staged_job, problem, choice), [i])
+                continue
+            n = reduction.lp.n_cols
+            if n > BATCH_COLUMNS:
+                self._submit(_reduced_job(problems, [(i, reduction)], choice), [i])
+                continue
+            if batch and columns + n > BATCH_COLUMNS:
+                self._submit(_reduced_job(problems, batch, choice), [j for j, _ in batch])
+                batch, columns = [], 0
+            batch.append((i, reduction))
+            columns += n
+        if batch:
+            self._submit(_reduced_job(problems, batch, choice), [j for j, _ in batch])
+
+    def _submit(self, job: Callable[[], list[TransportSolution]], batch: list[int]) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self._workers)
+        future = self._pool.submit(job)
+        for position, i in enumerate(batch):
+            self._jobs[i] = (future, position)
+        _hand_over_gil()  # an idle solver thread starts the job now
+
+    def __enter__(self) -> Solving:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __iter__(self) -> Iterator[TransportSolution]:
+        for i, problem in enumerate(self._problems):
+            job = self._jobs.get(i)
+            if job is None:
+                yield solve_transport(problem, self._choice, self._use_fast_path)
+                continue
+            future, position = job
+            if future.done():
+                _hand_over_gil()  # the caller works between solutions: let waiting threads in
+            yield _after_fast(problem, self._choice, future.result()[position])
+
+
+def _hand_over_gil() -> None:
+    """Release the GIL for a moment.
+
+    A solver thread whose ``Highs.run`` has returned needs the GIL for a few Python
+    lines before its next ``run``; while the calling thread is busy in Python (building
+    LPs, making orders) it would otherwise get it only after the interpreter's switch
+    interval (5 ms), with its core idle meanwhile. Called between units of work of
+    ~0.1-0.5 ms, so the wait is at most that.
+    """
+    time.sleep(0)
 
 
 def _staged_job(problem: TransportProblem, choice: SolverChoice) -> list[TransportSolution]:
@@ -141,13 +207,12 @@ def _staged_job(problem: TransportProblem, choice: SolverChoice) -> list[Transpo
 
 def _reduced_job(
     problems: Sequence[TransportProblem],
-    batch: list[int],
-    reductions: dict[int, TierReduction],
+    batch: list[tuple[int, TierReduction]],
     choice: SolverChoice,
 ) -> Callable[[], list[TransportSolution]]:
     """A stacked reduced LP (stacked here, in the calling thread), solved when called."""
-    members = [problems[i] for i in batch]
-    parts = [reductions[i] for i in batch]
+    members = [problems[i] for i, _ in batch]
+    parts = [reduction for _, reduction in batch]
     lp: LpArrays = stack([r.lp for r in parts])
 
     def alone() -> list[TransportSolution]:
@@ -168,26 +233,3 @@ def _reduced_job(
         return alone()  # statuses and explanations stay per problem
 
     return job
-
-
-def _batches(fast: list[int], reductions: dict[int, TierReduction]) -> list[list[int]]:
-    """Fast-path problems grouped in input order: consecutive complete problems whose
-    reduced LPs are small share a block LP of at most ``BATCH_COLUMNS`` columns, every
-    other one is alone."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    columns = 0
-    for i in fast:
-        reduction = reductions.get(i)
-        n = reduction.lp.n_cols if reduction is not None else 0
-        if reduction is None or n > BATCH_COLUMNS:
-            batches.append([i])
-            continue
-        if current and columns + n > BATCH_COLUMNS:
-            batches.append(current)
-            current, columns = [], 0
-        current.append(i)
-        columns += n
-    if current:
-        batches.append(current)
-    return batches

@@ -143,15 +143,23 @@ def solve_fast_batch(
 
 def solve_fast(problem: TransportProblem, time_limit_s: float) -> TransportSolution:
     """Lexicographic (tiers, then cost) optimum of a continuous problem with highspy."""
+    reduction = reduce_tiers(problem) if problem.n_arcs > 0 else None
+    if reduction is not None:
+        return solve_reduced(problem, reduction, time_limit_s)
+    return solve_staged(problem, time_limit_s)
+
+
+def solve_staged(problem: TransportProblem, time_limit_s: float) -> TransportSolution:
+    """One LP per tier stage (each optimum fixed as a row), then the cost LP, warm-started.
+
+    The general fast path (lanes missing, minimum fill); complete problems give the same
+    optimum from their reduced LP alone (compared in the tests)."""
     n = problem.n_arcs
     solution = TransportSolution(problem.group, SolveStatus.OPTIMAL, np.zeros(n), method="highspy")
     if n == 0:
         if any(problem.min_fill_of(s.tier) > 0 and s.demand > 0 for s in problem.sinks):
             solution.status = SolveStatus.INFEASIBLE
         return solution
-    reduction = reduce_tiers(problem)
-    if reduction is not None:
-        return solve_reduced(problem, reduction, time_limit_s)
     h = new_highs(time_limit_s)
     _model(problem).pass_to(h)
     all_arcs = np.arange(n, dtype=np.int32)

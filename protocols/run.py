@@ -21,11 +21,11 @@ from protocols.decisions import (
     PurchaseShare,
     TransferOrder,
 )
-from protocols.dispatch import solve_transports
+from protocols.dispatch import Solving
 from protocols.invariants import check_decision, unmet_by_tier
 from protocols.solvers import SolverChoice, solver_version
 from protocols.status import SolveStatus, worst
-from protocols.transport import TransportProblem
+from protocols.transport import TransportProblem, TransportSolution
 from schemas.protocol import (
     CapacityParameters,
     Protocol,
@@ -103,12 +103,8 @@ def solve(
     choice = solver_choice(protocol, solver)
     opt = protocol.optimization
     timings = Timings()
-    transfers: list[TransferOrder] = []
-    assignments: list[CapacityAssignment] = []
-    shares: list[PurchaseShare] = []
-    fulfilment: list[NeedFulfilment] = []
-    groups: list[GroupOutcome] = []
-    total_cost = 0.0
+    out = _Outcome()
+    hashes: tuple[str, str] | None = None
     problems: list[
         tuple[TransportProblem, reallocation.MaterialProblem | capacity.CapabilityProblem]
     ] = []
@@ -121,33 +117,21 @@ def solve(
         )
         timings.build_s = time.perf_counter() - start
         start = time.perf_counter()
-        solutions = solve_transports([p for p, _ in problems], choice, use_fast_path, workers)
-        timings.solve_s = time.perf_counter() - start
-        start = time.perf_counter()
-        for (problem, ctx), sol in zip(problems, solutions, strict=True):
-            groups.append(
-                GroupOutcome(
-                    group=problem.group,
-                    status=sol.status,
-                    method=sol.method,
-                    explanation=sol.explanation,
-                    conflicting_rules=[
-                        problem.vocabulary.family(f, problem.options.min_fill)
-                        for f in sol.conflicting
-                    ],
-                )
-            )
-            if isinstance(ctx, reallocation.MaterialProblem):
-                orders, fills = reallocation.assign(ctx, sol)
-                transfers += orders
-                total_cost += sum(o.cost for o in orders)
-            else:
-                assert isinstance(ctx, capacity.CapabilityProblem)
-                cap_orders, fills = capacity.assign(ctx, sol)
-                assignments += cap_orders
-                total_cost += sum(o.cost for o in cap_orders)
-            fulfilment += fills
-        timings.extract_s = time.perf_counter() - start
+        with Solving([p for p, _ in problems], choice, use_fast_path, workers) as solving:
+            timings.solve_s += time.perf_counter() - start
+            # The input hashes do not depend on the solution: computed while the solver
+            # threads work, like the orders of each problem as soon as it is solved.
+            start = time.perf_counter()
+            hashes = _input_hashes(protocol, snapshot)
+            timings.record_s += time.perf_counter() - start
+            solutions = iter(solving)
+            for problem, ctx in problems:
+                start = time.perf_counter()
+                sol = next(solutions)
+                timings.solve_s += time.perf_counter() - start
+                start = time.perf_counter()
+                out.add_transport(problem, ctx, sol)
+                timings.extract_s += time.perf_counter() - start
     else:
         assert isinstance(opt, PurchasingParameters)
         start = time.perf_counter()
@@ -157,21 +141,10 @@ def solve(
             start = time.perf_counter()
             psol = purchasing.solve_pool(pool, choice)
             timings.solve_s += time.perf_counter() - start
-            groups.append(
-                GroupOutcome(
-                    group=pool.material_id,
-                    status=psol.status,
-                    method=f"pulp/{choice.name}",
-                    explanation=psol.explanation,
-                    conflicting_rules=list(psol.conflicting),
-                )
-            )
-            shares += psol.shares
-            fulfilment += purchasing.fulfilment(pool, psol)
-            total_cost += sum(s.cost_pooled for s in psol.shares)
+            out.add_pool(pool, psol, choice)
     start = time.perf_counter()
-    status = worst([g.status for g in groups])
-    explanation = " ".join(g.explanation for g in groups if g.explanation)
+    status = worst([g.status for g in out.groups])
+    explanation = " ".join(g.explanation for g in out.groups if g.explanation)
     decision = Decision(
         protocol_id=protocol.id,
         protocol_version=protocol.version,
@@ -179,14 +152,14 @@ def solve(
         status=status,
         proven_optimal=status.proven_optimal,
         explanation=explanation,
-        transfers=transfers,
-        capacity_assignments=assignments,
-        purchase_shares=shares,
-        fulfilment=fulfilment,
-        groups=groups,
-        requested_by_tier=_requested(fulfilment),
-        total_cost=round(total_cost, 6),
-        total_saving=round(sum(s.saving for s in shares), 6),
+        transfers=out.transfers,
+        capacity_assignments=out.assignments,
+        purchase_shares=out.shares,
+        fulfilment=out.fulfilment,
+        groups=out.groups,
+        requested_by_tier=_requested(out.fulfilment),
+        total_cost=round(out.total_cost, 6),
+        total_saving=round(sum(s.saving for s in out.shares), 6),
     )
     decision = decision.model_copy(update={"unmet_by_tier": unmet_by_tier(decision)})
     timings.extract_s += time.perf_counter() - start
@@ -205,12 +178,13 @@ def solve(
             }
         )
     start = time.perf_counter()
+    protocol_hash, snapshot_hash = hashes or _input_hashes(protocol, snapshot)
     record = RunRecord(
         run_id=run_id,
         protocol_id=protocol.id,
         protocol_version=protocol.version,
-        protocol_hash=sha256(protocol.to_json_bytes()),
-        snapshot_hash=sha256(snapshot.to_json_bytes()),
+        protocol_hash=protocol_hash,
+        snapshot_hash=snapshot_hash,
         solver=choice.name,
         solver_version=solver_version(choice.name),
         parameters={
@@ -222,8 +196,67 @@ def solve(
         decision_hash=decision.content_hash(),
         status=decision.status,
     )
-    timings.record_s = time.perf_counter() - start
+    timings.record_s += time.perf_counter() - start
     return RunResult(decision, record, timings, violations)
+
+
+def _input_hashes(protocol: Protocol, snapshot: Scenario) -> tuple[str, str]:
+    return sha256(protocol.to_json_bytes()), sha256(snapshot.to_json_bytes())
+
+
+@dataclass
+class _Outcome:
+    """Orders, fulfilment and group outcomes collected problem by problem."""
+
+    transfers: list[TransferOrder] = field(default_factory=list)
+    assignments: list[CapacityAssignment] = field(default_factory=list)
+    shares: list[PurchaseShare] = field(default_factory=list)
+    fulfilment: list[NeedFulfilment] = field(default_factory=list)
+    groups: list[GroupOutcome] = field(default_factory=list)
+    total_cost: float = 0.0
+
+    def add_transport(
+        self,
+        problem: TransportProblem,
+        ctx: reallocation.MaterialProblem | capacity.CapabilityProblem,
+        sol: TransportSolution,
+    ) -> None:
+        self.groups.append(
+            GroupOutcome(
+                group=problem.group,
+                status=sol.status,
+                method=sol.method,
+                explanation=sol.explanation,
+                conflicting_rules=[
+                    problem.vocabulary.family(f, problem.options.min_fill) for f in sol.conflicting
+                ],
+            )
+        )
+        if isinstance(ctx, reallocation.MaterialProblem):
+            orders, fills = reallocation.assign(ctx, sol)
+            self.transfers += orders
+            self.total_cost += sum(o.cost for o in orders)
+        else:
+            cap_orders, fills = capacity.assign(ctx, sol)
+            self.assignments += cap_orders
+            self.total_cost += sum(o.cost for o in cap_orders)
+        self.fulfilment += fills
+
+    def add_pool(
+        self, pool: purchasing.PoolProblem, psol: purchasing.PoolSolution, choice: SolverChoice
+    ) -> None:
+        self.groups.append(
+            GroupOutcome(
+                group=pool.material_id,
+                status=psol.status,
+                method=f"pulp/{choice.name}",
+                explanation=psol.explanation,
+                conflicting_rules=list(psol.conflicting),
+            )
+        )
+        self.shares += psol.shares
+        self.fulfilment += purchasing.fulfilment(pool, psol)
+        self.total_cost += sum(s.cost_pooled for s in psol.shares)
 
 
 def _requested(fulfilment: list[NeedFulfilment]) -> dict[int, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from importlib import metadata
 from typing import Any
 
@@ -24,6 +25,7 @@ class SolverChoice:
             raise ValueError(f"unknown solver {self.name!r}; choose one of {SOLVER_NAMES}")
 
 
+@cache  # package metadata lookups cost ~0.4 ms; installed versions do not change in a run
 def solver_version(name: str) -> str:
     if name == "highs":
         return f"highspy {metadata.version('highspy')} via pulp {pulp.__version__}"

@@ -1,0 +1,126 @@
+"""Model building and order extraction shortcuts against plain reference code."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+
+from protocols.decisions import NeedFulfilment, TransferOrder, trusted
+from protocols.generate import generate_scenario_data
+from protocols.geo import haversine_km
+from protocols.reallocation import ShareTable, build_problems, lane_cost_matrix, surplus
+from protocols.run import solve
+from protocols.status import SolveStatus
+from schemas.scenario import parse_scenario
+from tests.protocols.helpers import protocol
+
+ORDER = {
+    "order_id": "tr-0123456789abcdef0123",
+    "material_id": "M0001",
+    "unit": "pcs",
+    "from_partner": "p0001",
+    "from_site": "main",
+    "to_partner": "p0002",
+    "to_site": "main",
+    "quantity": 12.5,
+    "due": date(2026, 11, 25),
+    "need_id": "n-1",
+    "distance_km": 101.123,
+    "cost": 1264.0375,
+}
+FILL = {
+    "need_id": "n-1",
+    "partner_id": "p0002",
+    "item": "M0001",
+    "tier": 1,
+    "requested": 20.0,
+    "fulfilled": 12.5,
+}
+
+
+@pytest.mark.parametrize(("cls", "values"), [(TransferOrder, ORDER), (NeedFulfilment, FILL)])
+def test_trusted_instances_equal_validated_and_constructed_ones(cls, values):
+    fast = trusted(cls, dict(values))
+    assert fast == cls.model_construct(**values) == cls(**values)
+    assert fast.model_dump(mode="json") == cls(**values).model_dump(mode="json")
+    assert fast.model_fields_set == set(values)
+    changed = fast.model_copy(update={"need_id": "n-2"})
+    assert changed.need_id == "n-2" and fast.need_id == "n-1"
+    with pytest.raises(Exception, match="frozen"):
+        fast.need_id = "n-3"
+
+
+def _scenario_with_lane_costs():
+    data = generate_scenario_data(12, 4, seed=7, capacity=False, purchasing=False)
+    ids = [p["id"] for p in data["partners"]]
+    data["lane_costs"] = [
+        {
+            "from_partner": a,
+            "from_site": "main",
+            "to_partner": b,
+            "to_site": "main",
+            "cost_per_unit": float(k + 1),
+        }
+        for k, (a, b) in enumerate(zip(ids, ids[3:] + ids[:3], strict=True))
+    ] + [  # the same lane twice: the last entry wins
+        {
+            "from_partner": ids[0],
+            "from_site": "main",
+            "to_partner": ids[3],
+            "to_site": "main",
+            "cost_per_unit": 99.0,
+        }
+    ]
+    return parse_scenario(data)
+
+
+def test_built_problems_match_a_per_lane_reference():
+    sc = _scenario_with_lane_costs()
+    table = {(lc.from_partner, lc.to_partner): lc.cost_per_unit for lc in sc.lane_costs}
+    assert table[sc.partners[0].id, sc.partners[3].id] == 99.0
+    p = protocol()
+    shares = ShareTable(sc)
+    problems = build_problems(sc, p.optimization, p.scope)
+    assert problems
+    for mp in problems:
+        prob = mp.problem
+        for s in prob.sources:
+            pos = next(
+                x
+                for x in sc.positions
+                if (x.partner_id, x.site_id, x.material_id)
+                == (s.partner_id, s.site_id, mp.material_id)
+            )
+            cap = shares.share(s.partner_id, mp.material_id) * surplus(
+                pos.on_hand, pos.safety_stock
+            )
+            assert s.capacity == cap > 0
+        expected = [
+            (i, j)
+            for i, s in enumerate(prob.sources)
+            for j, n in enumerate(prob.sinks)
+            if (s.partner_id, s.site_id) != (n.partner_id, n.site_id)
+        ]
+        assert list(zip(prob.arc_source.tolist(), prob.arc_sink.tolist(), strict=True)) == expected
+        for a, (i, j) in enumerate(expected):
+            src, snk = (
+                sc.site(prob.sources[i].partner_id, "main"),
+                sc.site(prob.sinks[j].partner_id, "main"),
+            )
+            km = haversine_km(src.latitude, src.longitude, snk.latitude, snk.longitude)
+            assert mp.distance[a] == pytest.approx(km, rel=1e-12)
+            lane = (prob.sources[i].partner_id, prob.sinks[j].partner_id)
+            assert prob.arc_cost[a] == pytest.approx(table.get(lane, km), rel=1e-12)
+        dist, cost = lane_cost_matrix(sc, prob.sources, prob.sinks)
+        assert np.array_equal(dist[prob.arc_source, prob.arc_sink], mp.distance)
+        assert np.array_equal(cost[prob.arc_source, prob.arc_sink], prob.arc_cost)
+
+
+def test_lane_costs_reach_the_decision():
+    sc = _scenario_with_lane_costs()
+    r = solve(protocol(), sc)
+    assert r.decision.status is SolveStatus.OPTIMAL and r.violations == []
+    slow = solve(protocol(), sc, use_fast_path=False)
+    assert r.decision.total_cost == pytest.approx(slow.decision.total_cost, rel=1e-6)
