@@ -166,8 +166,8 @@ def orders_for(collector: TopicCollector, recipient: str, run_id: str | None = N
     return collector.values(
         lambda o: (
             o.get("type") == "OrderIssued"
-            and o["recipient"] == recipient
-            and (run_id is None or o["run_id"] == run_id)
+            and o.get("recipient") == recipient
+            and (run_id is None or o.get("run_id") == run_id)
         )
     )
 
@@ -181,7 +181,7 @@ async def test_alert_to_orders_decline_replan_and_completion(stack, topics, prod
     await partner_event(producer, stock("hosp-e2e", "NACL-500ML", 10, 50, 10))
 
     [first] = await orders.wait_for(
-        lambda o: o.get("type") == "OrderIssued" and o["recipient"] == "near-donor", timeout=90
+        lambda o: o.get("type") == "OrderIssued" and o.get("recipient") == "near-donor", timeout=90
     )
     run_id = first["run_id"]
     for message in orders.values(lambda o: o.get("run_id") == run_id):  # contract holds
@@ -193,7 +193,7 @@ async def test_alert_to_orders_decline_replan_and_completion(stack, topics, prod
     assert first["order"]["quantity"] == pytest.approx(100)
     # the receiver is informed of the same order; the far donor learns nothing
     [informed] = await orders.wait_for(
-        lambda o: o.get("type") == "OrderIssued" and o["recipient"] == "hosp-e2e", timeout=10
+        lambda o: o.get("type") == "OrderIssued" and o.get("recipient") == "hosp-e2e", timeout=10
     )
     assert informed["order_id"] == first["order_id"] and informed["must_answer"] is False
     assert orders_for(orders, "far-donor") == []
@@ -215,7 +215,7 @@ async def test_alert_to_orders_decline_replan_and_completion(stack, topics, prod
         },
     )
     [replanned] = await orders.wait_for(
-        lambda o: o.get("type") == "OrderIssued" and o["recipient"] == "far-donor", timeout=60
+        lambda o: o.get("type") == "OrderIssued" and o.get("recipient") == "far-donor", timeout=60
     )
     assert replanned["run_id"] == run_id and replanned["revision"] == 2
     assert replanned["order"]["quantity"] == pytest.approx(100)
@@ -292,7 +292,7 @@ async def test_four_eyes_approval_and_one_run_per_scope(stack, topics, producer)
     status, approved = api(stack, "POST", f"/v1/runs/{run_id}/approve", stack.tokens["coord-ben"])
     assert status == 200 and approved["approvals"] == ["coord-anna", "coord-ben"]
     [issued] = await topics[PARTNER_ORDERS.name].wait_for(
-        lambda o: o.get("type") == "OrderIssued" and o["run_id"] == run_id and o["must_answer"],
+        lambda o: o.get("type") == "OrderIssued" and o.get("run_id") == run_id and o["must_answer"],
         timeout=60,
     )
     assert issued["recipient"] == "near-donor"

@@ -130,7 +130,7 @@ async def in_ledger(changelog: TopicCollector, event_ids: list[str]) -> None:
 
 
 def issued(orders: TopicCollector, run_id: str) -> list[dict[str, Any]]:
-    return orders.values(lambda o: o.get("type") == "OrderIssued" and o["run_id"] == run_id)
+    return orders.values(lambda o: o.get("type") == "OrderIssued" and o.get("run_id") == run_id)
 
 
 async def test_capacity_assignments_from_live_offers_decline_and_replan(
@@ -204,7 +204,9 @@ async def test_capacity_assignments_from_live_offers_decline_and_replan(
 
 
 def orders_of(orders: TopicCollector, recipient: str) -> list[dict[str, Any]]:
-    return orders.values(lambda o: o.get("type") == "OrderIssued" and o["recipient"] == recipient)
+    return orders.values(
+        lambda o: o.get("type") == "OrderIssued" and o.get("recipient") == recipient
+    )
 
 
 async def test_purchase_shares_from_live_demands_and_a_quote(
