@@ -54,10 +54,13 @@ from services.common.kafka import (
 )
 from services.common.logging import get_logger
 from services.common.topics import (
+    DEAD_LETTERS,
+    PARTNER_EVENTS,
     PARTNER_ORDERS,
     PARTNER_TOPIC_PARTITIONS,
     owner_of_partner_topic,
     partner_events_topic,
+    partner_orders_topic,
     partner_topics,
 )
 
@@ -184,6 +187,9 @@ class PartnerBridge:
         )
         added, removed = sorted(members - self.members), sorted(self.members - members)
         self.members = members
+        await self._writes_to(
+            [PARTNER_EVENTS.name, DEAD_LETTERS.name, *map(partner_orders_topic, sorted(members))]
+        )
         await self._assign()
         metrics.PARTNERS.set(len(members))
         log.info(
@@ -193,6 +199,19 @@ class PartnerBridge:
             removed=removed if len(removed) <= 50 else len(removed),
             topics_created=len(created),
         )
+
+    async def _writes_to(self, topics: list[str]) -> None:
+        """Make the producer track the metadata of every topic it writes, before it writes.
+
+        aiokafka keeps metadata only for the topics it was asked about once it was asked
+        about any: a first send to a new topic (a partner's orders topic) would otherwise
+        narrow its metadata to that topic, and a record already queued for another topic
+        (a dead letter) would wait for a leader forever (seen on the embedded broker)."""
+        for topic in topics:
+            try:
+                await asyncio.wait_for(self.producer.partitions_for(topic), 30)
+            except (KafkaError, TimeoutError) as exc:
+                log.error("bridge_topic_unavailable", topic=topic, error=repr(exc))
 
     async def _assign(self) -> None:
         """Assign every partition of the members' events topics and of the orders topic.
