@@ -26,11 +26,11 @@ from protocols.fastlp import (
     solve_reduced,
     split_stacked,
 )
-from protocols.highs_lp import LpArrays, stack
+from protocols.highs_lp import LpArrays
 from protocols.pulp_model import explain_infeasible, solve_lexicographic
 from protocols.solvers import SolverChoice
 from protocols.status import SolveStatus
-from protocols.tier_reduction import TierReduction, reduce_tiers
+from protocols.tier_reduction import TierReduction, TierReductions
 from protocols.transport import TransportProblem, TransportSolution
 
 #: Upper bound on solver threads; the default is the number of usable cores.
@@ -138,29 +138,38 @@ class Solving:
 
     def _submit_all(self) -> None:
         """Batches in input order: consecutive complete problems whose reduced LPs are
-        small share a block LP of at most ``BATCH_COLUMNS`` columns, every other
-        fast-path problem is alone."""
+        small share a block LP of at most ``BATCH_COLUMNS`` columns (a larger one ends
+        the batch and is alone), every other fast-path problem is alone."""
         problems, choice = self._problems, self._choice
+        fast = [_uses_fast_path(p, choice, self._use_fast_path) for p in problems]
+        reductions = TierReductions(problems, fast)
         batch: list[tuple[int, TierReduction]] = []
         columns = 0
+
+        def flush() -> None:
+            nonlocal batch, columns
+            if batch:
+                lp = reductions.stacked(batch[0][0], batch[-1][0])
+                self._submit(_reduced_job(problems, batch, lp, choice), [i for i, _ in batch])
+            batch, columns = [], 0
+
         for i, problem in enumerate(problems):
-            if not _uses_fast_path(problem, choice, self._use_fast_path):
+            if not fast[i]:
                 continue
-            reduction = reduce_tiers(problem) if problem.n_arcs > 0 else None
-            if reduction is None:
+            reduction = reductions.get(i)
+            if reduction is None:  # adds no rows or columns to a stack around it
                 self._submit(partial(_staged_job, problem, choice), [i])
                 continue
-            n = reduction.lp.n_cols
+            n = reduction.n_cols
             if n > BATCH_COLUMNS:
-                self._submit(_reduced_job(problems, [(i, reduction)], choice), [i])
+                flush()
+                self._submit(_reduced_job(problems, [(i, reduction)], reduction.lp, choice), [i])
                 continue
-            if batch and columns + n > BATCH_COLUMNS:
-                self._submit(_reduced_job(problems, batch, choice), [j for j, _ in batch])
-                batch, columns = [], 0
+            if columns + n > BATCH_COLUMNS:
+                flush()
             batch.append((i, reduction))
             columns += n
-        if batch:
-            self._submit(_reduced_job(problems, batch, choice), [j for j, _ in batch])
+        flush()
 
     def _submit(self, job: Callable[[], list[TransportSolution]], batch: list[int]) -> None:
         if self._pool is None:
@@ -208,12 +217,12 @@ def _staged_job(problem: TransportProblem, choice: SolverChoice) -> list[Transpo
 def _reduced_job(
     problems: Sequence[TransportProblem],
     batch: list[tuple[int, TierReduction]],
+    lp: LpArrays,
     choice: SolverChoice,
 ) -> Callable[[], list[TransportSolution]]:
-    """A stacked reduced LP (stacked here, in the calling thread), solved when called."""
+    """The stacked reduced LP ``lp`` of a batch, solved when called."""
     members = [problems[i] for i, _ in batch]
     parts = [reduction for _, reduction in batch]
-    lp: LpArrays = stack([r.lp for r in parts])
 
     def alone() -> list[TransportSolution]:
         return [

@@ -21,9 +21,14 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from protocols.highs_lp import INF, LpArrays, column_values, new_highs, stack, status_of
+from protocols.highs_lp import INF, LpArrays, column_values, new_highs, status_of
 from protocols.status import SolveStatus
-from protocols.tier_reduction import TierReduction, closed_form_tier_targets, reduce_tiers
+from protocols.tier_reduction import (
+    TierReduction,
+    TierReductions,
+    closed_form_tier_targets,
+    reduce_tiers,
+)
 from protocols.transport import TransportProblem, TransportSolution, stage_tolerance
 
 __all__ = [
@@ -100,7 +105,8 @@ def closed_form_solution(
     flows = reduction.flows(problem, values)
     solution = TransportSolution(problem.group, SolveStatus.OPTIMAL, flows, method=CLOSED_FORM)
     solution.stages += [(f"fulfilled tier {t}", v) for t, v in reduction.targets.items()]
-    solution.stages.append(("transport cost", float(reduction.lp.col_cost @ values)))
+    cost = np.asarray(problem.arc_cost, dtype=np.float64)[reduction.arcs] @ values
+    solution.stages.append(("transport cost", float(cost)))
     return solution
 
 
@@ -113,7 +119,7 @@ def split_stacked(
     solutions = []
     start = 0
     for problem, reduction in zip(problems, reductions, strict=True):
-        end = start + reduction.lp.n_cols
+        end = start + reduction.n_cols
         solutions.append(closed_form_solution(problem, reduction, values[start:end]))
         start = end
     return solutions
@@ -132,10 +138,11 @@ def solve_fast_batch(
     None if the stacked LP is not solved to optimality (the caller then solves the
     problems one by one, so statuses and explanations stay per problem).
     """
-    reductions = [reduce_tiers(p) for p in problems]
-    assert all(r is not None for r in reductions)
+    together = TierReductions(problems)
+    reductions = [together.get(k) for k in range(len(problems))]
     kept = [r for r in reductions if r is not None]
-    status, values = run_lp(stack([r.lp for r in kept]), time_limit_s)
+    assert len(kept) == len(problems), "every problem must be batchable"
+    status, values = run_lp(together.stacked(0, len(problems) - 1), time_limit_s)
     if status is not SolveStatus.OPTIMAL or values is None:
         return None
     return split_stacked(problems, kept, values)

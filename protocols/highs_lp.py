@@ -73,30 +73,6 @@ class LpArrays:
             raise RuntimeError("HiGHS refused the model")
 
 
-def stack(blocks: list[LpArrays]) -> LpArrays:
-    """Block-diagonal LP of independent column-wise LPs (block k's rows and columns
-    follow those of block k - 1)."""
-    if len(blocks) == 1:
-        return blocks[0]
-    row_offsets = np.cumsum([0] + [int(b.row_lower.shape[0]) for b in blocks])
-    nnz_offsets = np.cumsum([0] + [int(b.a_index.shape[0]) for b in blocks])
-    return LpArrays(
-        col_cost=np.concatenate([b.col_cost for b in blocks]),
-        col_lower=np.concatenate([b.col_lower for b in blocks]),
-        col_upper=np.concatenate([b.col_upper for b in blocks]),
-        row_lower=np.concatenate([b.row_lower for b in blocks]),
-        row_upper=np.concatenate([b.row_upper for b in blocks]),
-        a_start=np.concatenate(
-            [b.a_start[:-1] + nnz_offsets[k] for k, b in enumerate(blocks)]
-            + [np.array([nnz_offsets[-1]])]
-        ).astype(np.int32),
-        a_index=np.concatenate([b.a_index + row_offsets[k] for k, b in enumerate(blocks)]).astype(
-            np.int32
-        ),
-        a_value=np.concatenate([b.a_value for b in blocks]),
-    )
-
-
 def status_of(h: highspy.Highs) -> SolveStatus:
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kOptimal:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -23,16 +24,18 @@ TIER_WORDS = {1: "hospital (tier 1)", 2: "critical infrastructure (tier 2)", 3: 
 FAMILIES = ("supply", "demand", "min_fill", "lots", "min_shipment", "lanes")
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
+    """A donor position or capacity offer (an immutable record: built by the thousand)."""
+
     partner_id: str
     site_id: str
     capacity: float
     ref: str = ""
 
 
-@dataclass(frozen=True)
-class Sink:
+class Sink(NamedTuple):
+    """A need with its demand and criticality tier."""
+
     need_id: str
     partner_id: str
     site_id: str
