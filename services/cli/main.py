@@ -75,6 +75,7 @@ def _cmd_demo_feed(args: argparse.Namespace) -> int:
             disruption_at_tick=args.disruption_at,
             ticks=args.ticks,
             options=kafka_client_options(settings),
+            partner_topics=args.partner_topics,
         )
     )
     return 0
@@ -132,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     feed.add_argument("--tick", type=float, default=1.0)
     feed.add_argument("--disruption-at", type=int, default=20)
     feed.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
+    feed.add_argument(
+        "--partner-topics",
+        action="store_true",
+        help="each partner writes to its own topic (needs the bridge), not the shared one",
+    )
     feed.set_defaults(handler=_cmd_demo_feed)
     alliance = demo_sub.add_parser("alliance", help="write the demo alliance file")
     alliance.add_argument("--output-dir", default="var/demo")

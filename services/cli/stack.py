@@ -19,6 +19,7 @@ from services.cli.watch import follow
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.kafka import ensure_topics
 from services.common.settings import ServiceSettings
+from services.common.topics import TopicSpec, partner_topics
 from services.demo.alliance import demo_alliance
 from services.gateway.tokens import issue_token
 
@@ -97,9 +98,13 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
         alliance_file = settings.alliance_file
         if options.demo and alliance_file is None:
             alliance_file = write_demo_alliance(data_dir / "demo", options.partners)
+        names = ["ledger", "gateway", "coordinator", "audit", "console"]
         if alliance_file is not None:
             env["VERBUND_ALLIANCE_FILE"] = str(alliance_file)
-        names = ("ledger", "gateway", "coordinator", "audit", "console")
+            # the partner bridge serves the alliance's partners; their own topics are created
+            # before the demo's partner systems write to them
+            await ensure_topics(bootstrap, _partner_topics(alliance_file))
+            names.append("bridge")
         ports = {name: free_port() for name in names}
         tokens_file = data_dir / "gateway-tokens.yaml"
         demo_token = _demo_token(alliance_file, tokens_file) if options.demo else None
@@ -124,6 +129,8 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
                 "VERBUND_COORDINATOR_URL": f"http://127.0.0.1:{ports['coordinator']}",
             },
         }
+        if "bridge" in ports:
+            service_env["bridge"] = {"VERBUND_METRICS_PORT": ports["bridge"]}
         for name, extra in service_env.items():
             children.append(Child(name, [*cli, name], _with(env, **extra), logs / f"{name}.log"))
         if options.demo:
@@ -138,6 +145,8 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
                         str(options.tick_seconds),
                         "--disruption-at",
                         str(options.disruption_at_tick),
+                        # as real partners: each to its own topic, through the bridge
+                        "--partner-topics",
                     ],
                     # the demo also sets the purchasing pool's supplier quotes, as coord-demo
                     _with(
@@ -187,6 +196,13 @@ async def run_stack(settings: ServiceSettings, options: StackOptions) -> int:
         say("stopped.")
 
 
+def _partner_topics(alliance_file: Path) -> list[TopicSpec]:
+    from schemas.alliance import load_alliance
+
+    partners = load_alliance(alliance_file).partners
+    return [spec for partner in partners for spec in partner_topics(partner.id)]
+
+
 def _demo_token(alliance_file: Path | None, tokens_file: Path) -> tuple[str, str] | None:
     """Issue a gateway token for the first demo partner, so the banner can show a request."""
     from schemas.alliance import load_alliance
@@ -226,6 +242,11 @@ def _banner(
         say(f"  {name + ' metrics':<19}: http://127.0.0.1:{port}/metrics")
     gateway = f"http://127.0.0.1:{ports['gateway']}"
     say(f"  HTTP gateway    : {gateway}/v1/events  (health: {gateway}/healthz)")
+    if "bridge" in ports:
+        say(
+            "  partner topics  : verbund.partner.<id>.events (partners write) and "
+            "verbund.partner.<id>.orders (partners read), served by the bridge"
+        )
     if demo_token:
         partner, token = demo_token
         say(f"  demo partner    : {partner}, bearer token {token}")

@@ -1,4 +1,8 @@
-"""The demo alliance's partner systems: send the simulation's events to Kafka."""
+"""The demo alliance's partner systems: send the simulation's events to Kafka.
+
+With ``partner_topics`` each partner writes to its own ``verbund.partner.<id>.events`` (as
+real partners do; the partner bridge forwards), else straight to ``verbund.partner.events``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 from schemas.alliance import Alliance
 from services.common.kafka import durable_producer
 from services.common.logging import get_logger
-from services.common.topics import PARTNER_EVENTS
+from services.common.topics import PARTNER_EVENTS, partner_events_topic
 from services.demo.quotes import seed_quotes_async
 from services.demo.simulation import Simulation
 
@@ -24,6 +28,7 @@ async def run_feed(
     disruption_at_tick: int = 20,
     ticks: int | None = None,
     options: Mapping[str, Any] | None = None,
+    partner_topics: bool = False,
 ) -> int:
     """Send one tick of partner events every ``tick_seconds``; returns events sent."""
     simulation = Simulation(alliance, disruption_at_tick=disruption_at_tick)
@@ -36,7 +41,9 @@ async def run_feed(
             events = simulation.step(datetime.now(UTC))
             pending = [
                 await producer.send(
-                    PARTNER_EVENTS.name,
+                    partner_events_topic(event.partner_id)
+                    if partner_topics
+                    else PARTNER_EVENTS.name,
                     event.model_dump_json().encode(),
                     key=event.partner_id.encode(),
                 )
