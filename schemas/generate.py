@@ -31,6 +31,7 @@ from schemas.alerts import DeadLetter, MaterialBalancesReported, ShortageDetecte
 from schemas.alliance import Alliance
 from schemas.audit import AccessRefused
 from schemas.common import MATERIAL_ID_PATTERN, PARTNER_ID_PATTERN
+from schemas.coordination import OrderIssued, OrderUpdated
 from schemas.events import (
     CapacityNeeded,
     CapacityOffered,
@@ -49,6 +50,10 @@ from services.common.topics import (
     COMMANDS,
     DEAD_LETTERS,
     PARTNER_EVENTS,
+    PARTNER_ORDERS,
+    PARTNER_OWN_EVENTS,
+    PARTNER_OWN_ORDERS,
+    PARTNER_TOPIC_TEMPLATES,
     QUOTES,
     TopicSpec,
 )
@@ -106,6 +111,10 @@ REGISTRY: list[SchemaEntry] = [
                 DEAD_LETTERS.name),
     SchemaEntry("AccessRefused", AccessRefused, "Access control refused a request (audited).",
                 COMMANDS.name),
+    SchemaEntry("OrderIssued", OrderIssued, "An order to the partner it involves.",
+                PARTNER_ORDERS.name),
+    SchemaEntry("OrderUpdated", OrderUpdated, "An order accepted, declined, expired, cancelled.",
+                PARTNER_ORDERS.name),
     SchemaEntry("SupplierQuoteSet", SupplierQuoteSet,
                 "A supplier's price tiers for a pool material, entered by a coordinator.",
                 QUOTES.name),
@@ -113,6 +122,17 @@ REGISTRY: list[SchemaEntry] = [
     SchemaEntry("Protocol", Protocol, "A crisis protocol file (versioned, reviewed playbook)."),
     SchemaEntry("Scenario", Scenario, "A drill scenario file: alliance state to run protocols on."),
 ]
+
+# Each partner's own topics (``{partner_id}`` in the address) carry the messages of the shared
+# internal topic the partner bridge connects them with.
+PARTNER_TOPIC_CARRIES: dict[str, str] = {
+    PARTNER_OWN_EVENTS.name: PARTNER_EVENTS.name,
+    PARTNER_OWN_ORDERS.name: PARTNER_ORDERS.name,
+}
+PARTNER_CHANNEL_IDS: dict[str, str] = {
+    PARTNER_OWN_EVENTS.name: "partnerOwnEvents",
+    PARTNER_OWN_ORDERS.name: "partnerOwnOrders",
+}
 
 # Kafka record keys, by the ``key`` text of a TopicSpec; anything else is a plain string.
 KEY_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -164,14 +184,22 @@ def _json_text(document: dict[str, Any]) -> str:
 
 
 def _channel_id(topic: TopicSpec) -> str:
+    if topic.name in PARTNER_CHANNEL_IDS:
+        return PARTNER_CHANNEL_IDS[topic.name]
     head, *rest = topic.name.removeprefix("verbund.").replace("-", ".").split(".")
     return head + "".join(part.capitalize() for part in rest)
 
 
 def asyncapi_document(
-    registry: Sequence[SchemaEntry] = REGISTRY, topics: Sequence[TopicSpec] = ALL_TOPICS
+    registry: Sequence[SchemaEntry] = REGISTRY,
+    topics: Sequence[TopicSpec] = ALL_TOPICS,
+    partner_topics: Sequence[TopicSpec] = PARTNER_TOPIC_TEMPLATES,
 ) -> dict[str, Any]:
-    """The AsyncAPI 3.0 description of Verbund's topics and their messages."""
+    """The AsyncAPI 3.0 description of Verbund's topics and their messages.
+
+    Partners send to their own ``verbund.partner.{partner_id}.events`` and receive from their
+    own ``verbund.partner.{partner_id}.orders``; every other topic is Verbund's (partners
+    may not touch the shared keyed ones: Kafka ACLs cannot restrict keys)."""
     known_topics = {t.name for t in topics}
     for entry in registry:
         if entry.topic is not None and entry.topic not in known_topics:
@@ -179,9 +207,10 @@ def asyncapi_document(
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    for topic in topics:
+    for topic in [*topics, *partner_topics]:
         channel_id = _channel_id(topic)
-        entries = [e for e in registry if e.topic == topic.name]
+        carried = PARTNER_TOPIC_CARRIES.get(topic.name, topic.name)
+        entries = [e for e in registry if e.topic == carried]
         key_schema = dict(KEY_SCHEMAS.get(topic.key, {"type": "string"}))
         key_schema["description"] = f"Record key: {topic.key}."
         channel_messages: dict[str, Any] = {}
@@ -211,16 +240,27 @@ def asyncapi_document(
             },
             "messages": channel_messages,
         }
+        if topic in partner_topics:
+            channel["parameters"] = {
+                "partner_id": {
+                    "description": "The partner's id (the alliance directory's partner id).",
+                    "examples": ["klinikum-nord"],
+                }
+            }
         channels[channel_id] = channel
         if entries:
-            # Partners send partner events; everything else is published by Verbund.
-            action = "send" if topic.name == PARTNER_EVENTS.name else "receive"
+            # Partners send partner events to their own topic; all else is published by Verbund.
+            action = "send" if topic.name == PARTNER_OWN_EVENTS.name else "receive"
             operations[f"{action}{channel_id[0].upper()}{channel_id[1:]}"] = {
                 "action": action,
                 "channel": {"$ref": f"#/channels/{channel_id}"},
                 "summary": (
-                    f"Partners produce to {topic.name}, keyed by {topic.key}."
+                    f"Each partner produces to its own {topic.name} (only it may write "
+                    f"there); the partner bridge forwards its events to {carried}."
                     if action == "send"
+                    else f"Each partner consumes its own {topic.name} (only it may read "
+                    f"there), copied by the partner bridge from {carried}."
+                    if topic in partner_topics
                     else f"Subscribers consume {topic.name}, keyed by {topic.key}."
                 ),
                 "messages": [
@@ -235,8 +275,10 @@ def asyncapi_document(
             "version": f"{SCHEMA_VERSION}.0.0",
             "description": (
                 "Kafka topics of Verbund, described from a partner's point of view: "
-                "partners send partner events (or POST them to the HTTP gateway, "
-                "`/v1/events`) and receive alerts. Generated by `python -m schemas.generate` "
+                "each partner sends partner events to its own topic "
+                "verbund.partner.{partner_id}.events (or POSTs them to the HTTP gateway, "
+                "`/v1/events`) and receives its orders on verbund.partner.{partner_id}.orders; "
+                "the shared topics are Verbund's own. Generated by `python -m schemas.generate` "
                 "from the pydantic contracts in `schemas/`; do not edit by hand."
             ),
         },

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from schemas import generate
 from schemas.events import PARTNER_EVENT_TYPES
 from schemas.generate import SCHEMA_DIR, SchemaEntry, check_all, rendered, write_all
-from services.common.topics import ALL_TOPICS
+from services.common.topics import ALL_TOPICS, PARTNER_TOPIC_TEMPLATES
 
 VALID_STOCK: dict[str, Any] = {
     "type": "StockReported",
@@ -99,8 +99,8 @@ def test_asyncapi_describes_every_topic_and_references_existing_schemas() -> Non
     doc = yaml.safe_load((SCHEMA_DIR / "asyncapi.yaml").read_text())
     assert doc["asyncapi"] == "3.0.0"
     by_address = {c["address"]: c for c in doc["channels"].values()}
-    assert set(by_address) == {t.name for t in ALL_TOPICS}
-    for topic in ALL_TOPICS:
+    assert set(by_address) == {t.name for t in (*ALL_TOPICS, *PARTNER_TOPIC_TEMPLATES)}
+    for topic in (*ALL_TOPICS, *PARTNER_TOPIC_TEMPLATES):
         channel = by_address[topic.name]
         assert channel["bindings"]["kafka"]["partitions"] == topic.partitions
         assert channel["description"].startswith(topic.description)
@@ -173,3 +173,19 @@ def test_alliance_schema_accepts_a_directory() -> None:
     assert not list(validator.iter_errors(alliance))
     alliance["partners"][0]["criticality"] = "vip"
     assert list(validator.iter_errors(alliance))
+
+
+def test_asyncapi_partners_send_and_receive_only_on_their_own_topics() -> None:
+    doc = yaml.safe_load((SCHEMA_DIR / "asyncapi.yaml").read_text())
+    by_address = {c["address"]: (cid, c) for cid, c in doc["channels"].items()}
+    partner_events = {t.model_fields["type"].default for t in PARTNER_EVENT_TYPES}
+    own_events_id, own_events = by_address["verbund.partner.{partner_id}.events"]
+    own_orders_id, own_orders = by_address["verbund.partner.{partner_id}.orders"]
+    assert set(own_events["messages"]) == partner_events
+    assert set(own_orders["messages"]) == {"OrderIssued", "OrderUpdated"}
+    for channel in (own_events, own_orders):
+        assert set(channel["parameters"]) == {"partner_id"}
+    sends = [op for op in doc["operations"].values() if op["action"] == "send"]
+    assert [op["channel"]["$ref"] for op in sends] == [f"#/channels/{own_events_id}"]
+    receives = {op["channel"]["$ref"] for op in doc["operations"].values()}
+    assert f"#/channels/{own_orders_id}" in receives
