@@ -4,6 +4,9 @@ Written with ``confluent-kafka`` (librdkafka), as an ERP/WMS team would, and wit
 Verbund's Python code: the message format is the JSON Schema in
 ``schemas/json/StockReported.schema.json`` (topic and key: ``schemas/asyncapi.yaml``).
 
+Each partner writes to its own topic, ``verbund.partner.<partner id>.events``: its Kafka user
+may write there and nowhere else (docs/partner-onboarding.md, section 4).
+
 Input is a CSV export, one position per line::
 
     site_id,material_id,unit,on_hand,safety_stock,daily_consumption
@@ -14,9 +17,8 @@ Run it::
     python examples/partner_client.py --bootstrap 127.0.0.1:9092 --partner klinikum-nord \\
         --csv stock.csv          # or pipe the CSV into stdin
 
-The record is keyed by the partner id (so all of a partner's events stay in order on
-one partition) and produced with ``acks=all``: the script exits 0 only once the
-alliance's brokers have stored it.
+The record is keyed by the partner id and produced with ``acks=all``: the script exits 0
+only once the alliance's brokers have stored it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,15 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-TOPIC = "verbund.partner.events"
+TOPIC_TEMPLATE = "verbund.partner.{partner_id}.events"
+
+
+def topic_for(partner_id: str) -> str:
+    """The partner's own events topic."""
+    return TOPIC_TEMPLATE.format(partner_id=partner_id)
+
+
+
 COLUMNS = ("site_id", "material_id", "unit", "on_hand", "safety_stock", "daily_consumption")
 QUANTITIES = ("on_hand", "safety_stock", "daily_consumption")
 
@@ -83,9 +93,11 @@ def build_stock_report(
     }
 
 
-def produce(bootstrap: str, report: dict[str, Any], topic: str = TOPIC, timeout: float = 30.0
-            ) -> tuple[int, int]:
-    """Produce one report keyed by its partner id with acks=all; returns (partition, offset)."""
+def produce(bootstrap: str, report: dict[str, Any], topic: str | None = None,
+            timeout: float = 30.0) -> tuple[int, int]:
+    """Produce one report keyed by its partner id with acks=all to ``topic`` (default: the
+    partner's own events topic); returns (partition, offset)."""
+    topic = topic or topic_for(report["partner_id"])
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -125,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partner", required=True, help="your partner id, e.g. klinikum-nord")
     parser.add_argument("--csv", type=argparse.FileType("r", encoding="utf-8"),
                         default=sys.stdin, help="CSV export (default: stdin)")
-    parser.add_argument("--topic", default=TOPIC)
+    parser.add_argument("--topic", help="default: verbund.partner.<partner>.events")
     parser.add_argument("--dry-run", action="store_true", help="print the message, send nothing")
     args = parser.parse_args(argv)
     try:
@@ -136,13 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(json.dumps(report, indent=2))
         return 0
+    topic = args.topic or topic_for(args.partner)
     try:
-        partition, offset = produce(args.bootstrap, report, args.topic)
+        partition, offset = produce(args.bootstrap, report, topic)
     except RuntimeError as exc:
         print(f"partner_client: {exc}", file=sys.stderr)
         return 1
     print(f"sent {len(report['positions'])} positions as event {report['event_id']} "
-          f"to {args.topic} partition {partition} offset {offset}")
+          f"to {topic} partition {partition} offset {offset}")
     return 0
 
 

@@ -49,3 +49,14 @@ def test_commands_in_code_blocks_parse(doc: Path) -> None:
     if doc.name in {"partner-integration.md", "protocols.md", "operations.md"}:
         assert found, f"{doc.name}: no verbund commands found (pattern broken?)"
     assert not problems, f"{doc.name}: {problems}"
+
+
+def test_partner_onboarding_shows_the_commands_of_the_acl_table() -> None:
+    """docs/partner-onboarding.md shows what `verbund partner onboard klinik-sued` prints
+    (services/common/kafka_acls.py), line for line."""
+    from services.common.kafka_acls import onboarding_commands
+
+    text = (ROOT / "docs" / "partner-onboarding.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+    shown = [line for block in blocks for line in block.splitlines() if "/opt/kafka/bin/" in line]
+    assert shown == onboarding_commands("klinik-sued"), "regenerate the block from the table"

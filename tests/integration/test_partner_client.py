@@ -1,4 +1,5 @@
-"""The confluent-kafka example partner client writes contract-valid, partner-keyed events."""
+"""The confluent-kafka example partner client writes contract-valid, partner-keyed events to
+the partner's own events topic."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.events import StockReported, parse_partner_event
+from services.common.kafka import ensure_topics
+from services.common.topics import partner_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "partner_client.py"
@@ -38,11 +41,14 @@ def _load() -> ModuleType:
 client = _load()
 
 
-async def _read(bootstrap: str, partition: int, offset: int) -> tuple[bytes | None, bytes]:
+async def _read(
+    bootstrap: str, partner: str, partition: int, offset: int
+) -> tuple[bytes | None, bytes]:
+    """The record the client wrote to the partner's own events topic."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        tp = TopicPartition(client.TOPIC, partition)
+        tp = TopicPartition(client.topic_for(partner), partition)
         consumer.assign([tp])
         consumer.seek(tp, offset)
         record = await asyncio.wait_for(consumer.getone(), 15)
@@ -95,9 +101,10 @@ def test_report_validates_against_the_contract() -> None:
 
 @pytest.mark.integration
 async def test_produced_with_confluent_kafka_read_with_aiokafka(bootstrap: str) -> None:
+    await ensure_topics(bootstrap, partner_topics("klinikum-nord"))
     report = client.build_stock_report("klinikum-nord", client.read_positions(CSV.splitlines()))
     partition, offset = await asyncio.to_thread(client.produce, bootstrap, report)
-    key, value = await _read(bootstrap, partition, offset)
+    key, value = await _read(bootstrap, "klinikum-nord", partition, offset)
     assert key == b"klinikum-nord"
     event = parse_partner_event(value)
     assert isinstance(event, StockReported)
@@ -112,6 +119,7 @@ async def test_produced_with_confluent_kafka_read_with_aiokafka(bootstrap: str) 
 
 @pytest.mark.integration
 async def test_runs_as_a_script(bootstrap: str, tmp_path: Path) -> None:
+    await ensure_topics(bootstrap, partner_topics("stadtwerke-sued"))
     export = tmp_path / "stock.csv"
     export.write_text(CSV, encoding="utf-8")
     result = await asyncio.to_thread(
@@ -135,7 +143,8 @@ async def test_runs_as_a_script(bootstrap: str, tmp_path: Path) -> None:
     assert result.stdout.startswith("sent 3 positions as event ")
     words = result.stdout.split()
     partition, offset = int(words[words.index("partition") + 1]), int(words[-1])
-    key, value = await _read(bootstrap, partition, offset)
+    assert " to verbund.partner.stadtwerke-sued.events partition " in result.stdout
+    key, value = await _read(bootstrap, "stadtwerke-sued", partition, offset)
     assert key == b"stadtwerke-sued"
     assert parse_partner_event(value).partner_id == "stadtwerke-sued"
 
@@ -146,5 +155,5 @@ async def test_unreachable_broker_is_an_error_not_a_hang(tmp_path: Path) -> None
     report = client.build_stock_report("klinikum-nord", client.read_positions(CSV.splitlines()))
     with pytest.raises(RuntimeError, match=r"no acknowledgement|refused"):
         await asyncio.to_thread(
-            client.produce, f"127.0.0.1:{free_port()}", report, client.TOPIC, 3.0
+            client.produce, f"127.0.0.1:{free_port()}", report, None, 3.0
         )
