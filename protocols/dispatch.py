@@ -1,19 +1,19 @@
 """Pick the solving path for a transportation problem and keep the status a value.
 
 The problems of one run (materials, capabilities) never interact, so the ones on
-the highspy fast path are solved concurrently in a thread pool: ``Highs.run``
-releases the GIL (measured: 2 threads solve the 100 material LPs of the
-200 x 100 benchmark in half the time of one). Results keep the input order and
-each LP is solved exactly as it would be alone, so decisions do not depend on
-the number of threads.
+the highspy fast path are solved concurrently: ``Highs.run`` releases the GIL
+(measured: 2 threads solve the 100 material LPs of the 200 x 100 benchmark in half
+the time of one). The jobs go to a :class:`protocols.job_queue.JobQueue` shared by
+``workers - 1`` background threads and the calling thread. Results keep the input
+order and the LPs and their batches do not depend on the number of threads, so
+neither do decisions.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from functools import partial
 
 import numpy as np
@@ -27,13 +27,15 @@ from protocols.fastlp import (
     split_stacked,
 )
 from protocols.highs_lp import LpArrays
+from protocols.job_queue import Job, JobQueue, responsive_gil
 from protocols.pulp_model import explain_infeasible, solve_lexicographic
 from protocols.solvers import SolverChoice
 from protocols.status import SolveStatus
 from protocols.tier_reduction import TierReduction, TierReductions
 from protocols.transport import TransportProblem, TransportSolution
 
-#: Upper bound on solver threads; the default is the number of usable cores.
+#: Upper bound on solver threads (the calling thread included); the default is the
+#: number of usable cores.
 MAX_WORKERS = 8
 
 #: Small closed-form problems are stacked into block-diagonal LPs of at most this
@@ -107,14 +109,15 @@ def solve_transports(
 class Solving:
     """Solutions of independent problems, in input order, solved in the background.
 
-    On entry the reduced LPs of complete fast-path problems are built and stacked in
-    the calling thread, and each job (a stack, or one problem) is handed to one of
-    ``workers`` solver threads (default: usable cores) as soon as it is ready; the
-    threads mostly run highspy, which releases the GIL. Iterating yields the
-    solutions in input order as they are ready, so the caller can turn the first ones
-    into orders while later ones are still being solved. PuLP models and
-    infeasibility explanations run in the iterating thread. The batches and the LPs
-    do not depend on the thread count, so neither does the decision.
+    On entry the reduced LPs of complete fast-path problems are built (all at once)
+    in the calling thread, and each job (a stack, or one problem) is queued as soon
+    as it is ready for ``workers - 1`` background solver threads (default workers:
+    usable cores), which mostly run highspy (it releases the GIL). Iterating yields
+    the solutions in input order; while the caller turns the first ones into orders,
+    later ones are solved in the background, and a caller waiting for a solution
+    runs queued jobs itself. PuLP models and infeasibility explanations run in the
+    iterating thread. The batches and the LPs do not depend on the thread count, so
+    neither does the decision.
     """
 
     def __init__(
@@ -127,9 +130,12 @@ class Solving:
         self._problems = problems
         self._choice = choice
         self._use_fast_path = use_fast_path
-        self._workers = default_workers() if workers is None else max(1, workers)
-        self._pool: ThreadPoolExecutor | None = None
-        self._jobs: dict[int, tuple[Future[list[TransportSolution]], int]] = {}
+        workers = default_workers() if workers is None else max(1, workers)
+        self._queue: JobQueue[list[TransportSolution]] = JobQueue(workers - 1)
+        self._jobs: dict[int, tuple[Job[list[TransportSolution]], int]] = {}
+        self._gil = ExitStack()
+        if workers > 1:
+            self._gil.enter_context(responsive_gil())
         try:
             self._submit_all()
         except BaseException:
@@ -172,42 +178,27 @@ class Solving:
         flush()
 
     def _submit(self, job: Callable[[], list[TransportSolution]], batch: list[int]) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self._workers)
-        future = self._pool.submit(job)
+        queued = self._queue.submit(job)
         for position, i in enumerate(batch):
-            self._jobs[i] = (future, position)
-        _hand_over_gil()  # an idle solver thread starts the job now
+            self._jobs[i] = (queued, position)
 
     def __enter__(self) -> Solving:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self._queue.close()
+        finally:
+            self._gil.close()
 
     def __iter__(self) -> Iterator[TransportSolution]:
         for i, problem in enumerate(self._problems):
-            job = self._jobs.get(i)
-            if job is None:
+            queued = self._jobs.get(i)
+            if queued is None:
                 yield solve_transport(problem, self._choice, self._use_fast_path)
                 continue
-            future, position = job
-            if future.done():
-                _hand_over_gil()  # the caller works between solutions: let waiting threads in
-            yield _after_fast(problem, self._choice, future.result()[position])
-
-
-def _hand_over_gil() -> None:
-    """Release the GIL for a moment.
-
-    A solver thread whose ``Highs.run`` has returned needs the GIL for a few Python
-    lines before its next ``run``; while the calling thread is busy in Python (building
-    LPs, making orders) it would otherwise get it only after the interpreter's switch
-    interval (5 ms), with its core idle meanwhile. Called between units of work of
-    ~0.1-0.5 ms, so the wait is at most that.
-    """
-    time.sleep(0)
+            job, position = queued
+            yield _after_fast(problem, self._choice, self._queue.wait(job)[position])
 
 
 def _staged_job(problem: TransportProblem, choice: SolverChoice) -> list[TransportSolution]:

@@ -12,6 +12,13 @@ from protocols.status import SolveStatus
 
 INF = highspy.kHighsInf
 
+#: The compiled HiGHS class. Since highspy 1.8 ``highspy.Highs`` is a Python subclass
+#: that registers a Python callback on construction: the solver then takes the GIL
+#: during ``run``, so a thread busy in Python (making orders) stalls every solver
+#: thread (measured: 10 stacked LPs 25 ms alone, ~250 ms next to a busy Python
+#: thread; ~80 ms with the compiled class). Callbacks are not used here.
+_HighsCore = getattr(highspy, "_Highs", highspy.Highs)
+
 
 def new_highs(time_limit_s: float, *, devex: bool = False) -> highspy.Highs:
     """A silent HiGHS instance with presolve off.
@@ -22,7 +29,7 @@ def new_highs(time_limit_s: float, *, devex: bool = False) -> highspy.Highs:
     the plain transportation LPs of :mod:`protocols.tier_reduction` (50 x 50:
     ~2,250 iterations either way, 25-30 % less time per iteration; 200 x 100 equal).
     """
-    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h: highspy.Highs = _HighsCore()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(max(0.01, time_limit_s)))
     h.setOptionValue("presolve", "off")

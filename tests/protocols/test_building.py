@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,10 +12,11 @@ import pytest
 from protocols.decisions import NeedFulfilment, TransferOrder, trusted
 from protocols.generate import generate_scenario_data
 from protocols.geo import haversine_km
+from protocols.loader import load_library
 from protocols.reallocation import ShareTable, build_problems, lane_cost_matrix, surplus
 from protocols.run import solve
 from protocols.status import SolveStatus
-from schemas.scenario import parse_scenario
+from schemas.scenario import load_scenario, parse_scenario
 from tests.protocols.helpers import protocol
 
 ORDER = {
@@ -124,3 +127,18 @@ def test_lane_costs_reach_the_decision():
     assert r.decision.status is SolveStatus.OPTIMAL and r.violations == []
     slow = solve(protocol(), sc, use_fast_path=False)
     assert r.decision.total_cost == pytest.approx(slow.decision.total_cost, rel=1e-6)
+
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "protocols" / "scenarios"
+
+
+@pytest.mark.parametrize("name", ["small.yaml", "medium.json"])
+def test_decision_hash_is_the_hash_of_the_model_dump(name):
+    sc = load_scenario(SCENARIOS / name)
+    lib = load_library()
+    assert lib.errors == []
+    for p in lib.protocols.values():
+        d = solve(p, sc).decision
+        assert d.content_hash() == hashlib.sha256(d.canonical_json()).hexdigest()
+        broken = d.model_copy(update={"status": SolveStatus.ERROR, "explanation": "x"})
+        assert broken.content_hash() == hashlib.sha256(broken.canonical_json()).hexdigest()

@@ -1,0 +1,143 @@
+"""A FIFO of jobs shared by background threads and the thread that waits for results.
+
+The solver jobs of a run (highspy LPs, which release the GIL) are queued in input
+order. Background threads take them from the front; a caller that needs a job's
+result and would otherwise block takes the next queued job and runs it itself. So
+``threads`` background threads plus the caller keep ``threads + 1`` cores busy
+while the caller has nothing else to do, and only ``threads`` while it works in
+Python (making orders), instead of ``threads`` solver threads competing with it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+#: GIL switch interval while solver threads run (the interpreter default is 5 ms).
+SWITCH_INTERVAL_S = 0.0002
+
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved = 0.0
+
+
+@contextmanager
+def responsive_gil(interval_s: float = SWITCH_INTERVAL_S) -> Iterator[None]:
+    """Lower the interpreter's GIL switch interval while solver threads run.
+
+    A thread coming back from ``Highs.run`` (which releases the GIL) waits until a
+    thread busy in Python gives the GIL up, which it does only after the switch
+    interval: 5 ms by default, longer than a typical small LP. With 0.2 ms the
+    solver threads keep their cores busy while the caller makes orders. The old
+    value is restored when the last concurrent user leaves (reference-counted, so
+    overlapping runs in several threads restore it exactly once).
+    """
+    global _switch_users, _switch_saved
+    with _switch_lock:
+        if _switch_users == 0:
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(interval_s, _switch_saved))
+        _switch_users += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_saved)
+
+
+class JobCancelled(RuntimeError):
+    """The queue was closed before the job ran."""
+
+
+class Job(Generic[T]):
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._fn = fn
+        self._finished = threading.Event()
+        self._result: T | None = None
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def run(self) -> None:
+        try:
+            self._result = self._fn()
+        except BaseException as exc:  # handed to whoever asks for the result
+            self._error = exc
+        finally:
+            self._finished.set()
+
+    def cancel(self) -> None:
+        self._error = JobCancelled("job queue closed before the job ran")
+        self._finished.set()
+
+    def result(self) -> T:
+        self._finished.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]
+
+
+class JobQueue(Generic[T]):
+    """Jobs run in submission order by ``threads`` background threads (started on the
+    first submission) and by callers of :meth:`wait`."""
+
+    def __init__(self, threads: int) -> None:
+        self._threads = max(0, threads)
+        self._pending: deque[Job[T]] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._workers: list[threading.Thread] = []
+
+    def submit(self, fn: Callable[[], T]) -> Job[T]:
+        job = Job(fn)
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("job queue is closed")
+            self._pending.append(job)
+            self._ready.notify()
+        if len(self._workers) < self._threads:
+            worker = threading.Thread(target=self._work, name="verbund-solver", daemon=True)
+            self._workers.append(worker)
+            worker.start()
+        return job
+
+    def wait(self, job: Job[T]) -> T:
+        """The result of ``job``, running queued jobs in this thread meanwhile."""
+        while not job.done():
+            other = self._take(block=False)
+            if other is None:
+                break  # everything is started: block below
+            other.run()
+        return job.result()
+
+    def close(self) -> None:
+        """Cancel the jobs that have not started and stop the background threads
+        (they finish the job they are running)."""
+        with self._ready:
+            self._closed = True
+            cancelled = list(self._pending)
+            self._pending.clear()
+            self._ready.notify_all()
+        for job in cancelled:
+            job.cancel()
+        for worker in self._workers:
+            worker.join()
+
+    def _take(self, block: bool) -> Job[T] | None:
+        with self._ready:
+            while block and not self._pending and not self._closed:
+                self._ready.wait()
+            return self._pending.popleft() if self._pending else None
+
+    def _work(self) -> None:
+        while (job := self._take(block=True)) is not None:
+            job.run()
