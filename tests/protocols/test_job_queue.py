@@ -1,0 +1,54 @@
+"""Job queue of the solver threads: order, errors, closing, the GIL switch interval."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+from protocols.job_queue import JobCancelled, JobQueue, responsive_gil
+
+
+@pytest.mark.parametrize("threads", [0, 1, 3])
+def test_results_in_any_thread_count(threads):
+    queue: JobQueue[int] = JobQueue(threads)
+    jobs = [queue.submit(lambda k=k: k * k) for k in range(20)]
+    assert [queue.wait(job) for job in jobs] == [k * k for k in range(20)]
+    queue.close()
+
+
+def test_waiting_caller_runs_queued_jobs_itself():
+    queue: JobQueue[str] = JobQueue(0)  # no background thread: the caller does everything
+    ran_in: list[str] = []
+    jobs = [queue.submit(lambda: ran_in.append(threading.current_thread().name) or "x")]
+    assert queue.wait(jobs[0]) == "x"
+    assert ran_in == [threading.current_thread().name]
+    queue.close()
+
+
+def test_errors_reach_the_caller_and_close_cancels_pending_jobs():
+    queue: JobQueue[int] = JobQueue(0)
+
+    def fail() -> int:
+        raise ValueError("boom")
+
+    bad = queue.submit(fail)
+    pending = queue.submit(lambda: 1)
+    with pytest.raises(ValueError, match="boom"):
+        queue.wait(bad)
+    queue.close()
+    with pytest.raises(JobCancelled):
+        pending.result()
+    with pytest.raises(RuntimeError, match="closed"):
+        queue.submit(lambda: 2)
+
+
+def test_switch_interval_is_lowered_and_restored_once():
+    before = sys.getswitchinterval()
+    with responsive_gil(0.0001):
+        assert sys.getswitchinterval() == pytest.approx(0.0001)
+        with responsive_gil(0.0001):
+            pass
+        assert sys.getswitchinterval() == pytest.approx(0.0001)  # still one user inside
+    assert sys.getswitchinterval() == before
