@@ -54,6 +54,7 @@ UNKNOWN_RECIPIENT = "unknown_recipient"
 RECIPIENT_MISMATCH = "recipient_mismatch"
 FORWARD_FAILED = "forward_failed"  # the broker refused the forward for good
 NOT_A_PARTNER_TOPIC = "not_a_partner_topic"  # a record from a topic the bridge does not serve
+BRIDGE_ERROR = "bridge_error"  # routing raised (a bug): dead-lettered, never a crash
 INBOUND_REASONS = (
     EMPTY_MESSAGE,
     TOO_LARGE,

@@ -1,20 +1,23 @@
 """The partner bridge's Kafka adapter: consume, route (services/bridge/routing.py), produce,
 then commit.
 
-One consumer with manually assigned partitions (no group join: on the dev broker a join
-takes seconds, and the alliance file, not a topic pattern, says whose topics to read):
-every partition of each member's ``verbund.partner.<id>.events`` and of
-``verbund.partner.orders``. The consumer group (``VERBUND_BRIDGE_GROUP_ID``) only stores
+One consumer with manually assigned partitions, no group join: every partition of each
+member's ``verbund.partner.<id>.events`` and of ``verbund.partner.orders``; the alliance file,
+not a topic pattern, says whose topics to read. (A pattern subscription does work on the
+embedded broker -- checked: group join about 3 s, a new topic picked up within the metadata
+refresh, about 4.5 s -- but it needs a group join at every start and rebalance, re-delivers
+uncommitted records at each rebalance, and would also read the topics of non-members.)
+The consumer group (``VERBUND_BRIDGE_GROUP_ID``) only stores
 offsets: a partition starts at its committed offset, else at the beginning.
 
 Per fetched batch: every record is routed, the forwards and dead letters are produced in
 consumption order, and only when the broker has acknowledged all of them (acks=all) are the
 offsets committed. A crash in between forwards records again (at-least-once; the ledger
 de-duplicates events by ``event_id``, partners see an order again with the same id and
-revision). A retriable send error retries that record and everything after it in the batch,
-so later records of a partner never overtake earlier ones; a record the broker refuses for
-good (e.g. too large for the target topic) is dead-lettered instead. No record can stop the
-bridge.
+revision). A send error retries that record and everything after it in the batch (with
+backoff, until it succeeds), so later records of a partner never overtake earlier ones; only a
+record the broker refuses for what it is (too large, bad timestamp: ``RECORD_ERRORS``) is
+dead-lettered instead. No record can stop the bridge, and an outage only stalls it.
 
 Run one bridge per cluster: two would both forward everything (harmless duplicates, double
 the work); partitions are not shared between instances.
@@ -30,11 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 
 from schemas.alliance import AllianceFileError, load_alliance
 from services.bridge import metrics
 from services.bridge.routing import (
+    BRIDGE_ERROR,
     FORWARD_FAILED,
     NOT_A_PARTNER_TOPIC,
     Forward,
@@ -89,8 +100,20 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+# Errors about the record itself: sending it again cannot succeed, so it is dead-lettered.
+# Every other error (timeouts, an unreachable or unauthorised broker, ...) is retried until
+# it succeeds: a broker outage stalls the bridge, it never drops records.
+RECORD_ERRORS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidTimestampError,
+    CorruptRecordException,
+    UnsupportedForMessageFormatError,
+)
+
+
 def _retriable(error: BaseException) -> bool:
-    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
+    return not isinstance(error, RECORD_ERRORS)
 
 
 class PartnerBridge:
@@ -248,14 +271,17 @@ class PartnerBridge:
                     tp.topic, tp.partition, message.offset, message.key, message.value,
                     message.timestamp,
                 )  # fmt: skip
-                if tp.topic == PARTNER_ORDERS.name:
-                    direction, route = OUTBOUND, route_outbound(record, self.members)
-                elif owner is not None and owner[1] == "events":
-                    direction = INBOUND
-                    route = route_inbound(record, owner[0], self.allowed_types, max_bytes)
-                else:  # not a topic the bridge assigns; never forward it
-                    direction = INBOUND
-                    route = Rejection(NOT_A_PARTNER_TOPIC, f"{tp.topic} is not consumed here")
+                direction = OUTBOUND if tp.topic == PARTNER_ORDERS.name else INBOUND
+                try:
+                    if direction == OUTBOUND:
+                        route = route_outbound(record, self.members)
+                    elif owner is not None and owner[1] == "events":
+                        route = route_inbound(record, owner[0], self.allowed_types, max_bytes)
+                    else:  # not a topic the bridge assigns; never forward it
+                        route = Rejection(NOT_A_PARTNER_TOPIC, f"{tp.topic} is not served here")
+                except Exception as exc:  # a bug must not let one record stop the bridge
+                    log.exception("bridge_route_failed", topic=tp.topic, offset=message.offset)
+                    route = Rejection(BRIDGE_ERROR, f"the bridge could not route it: {exc!r}")
                 if isinstance(route, Rejection):
                     items.append(Item(record, direction, dead_letter(record, route, now), route))
                 else:

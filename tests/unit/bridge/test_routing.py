@@ -106,6 +106,8 @@ INBOUND_CASES: list[tuple[bytes | None, str, str]] = [
     (b"x" * (MAX + 1), routing.TOO_LARGE, f"{MAX + 1} bytes, limit is {MAX}"),
     (b"{not json", routing.INVALID_JSON, "not valid JSON"),
     (b"\xff\xfe", routing.INVALID_JSON, "not valid JSON"),
+    (b"[" * 5_000, routing.INVALID_JSON, "recursion limit"),
+    (b'{"partner_id": "\\ud800"}', routing.INVALID_JSON, "not valid JSON"),
     (b'[{"partner_id": "klinik-a"}]', routing.NOT_AN_OBJECT, "list"),
     (b'"klinik-a"', routing.NOT_AN_OBJECT, "str"),
     (json.dumps(_event(partner_id=None)).encode(), routing.MISSING_PARTNER_ID, "partner_id"),
