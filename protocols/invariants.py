@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,16 +25,42 @@ def _tol(value: float) -> float:
     return TOL * max(1.0, abs(value))
 
 
-def check_donors(scenario: Scenario, decision: Decision) -> list[str]:
+@dataclass
+class OrderSums:
+    """What the decision's orders move, summed in ONE pass (shared by the checks)."""
+
+    given: dict[tuple[str, str, str], float]  # (partner, site, material) -> quantity
+    received: dict[str, float]  # need -> quantity or hours
+    serves: dict[tuple[str, str, str], int]  # donor -> lowest priority (highest tier) served
+
+    @classmethod
+    def of(cls, decision: Decision) -> OrderSums:
+        tier = {f.need_id: f.tier for f in decision.fulfilment}
+        given: dict[tuple[str, str, str], float] = defaultdict(float)
+        received: dict[str, float] = defaultdict(float)
+        serves: dict[tuple[str, str, str], int] = {}
+        for t in decision.transfers:
+            key = (t.from_partner, t.from_site, t.material_id)
+            given[key] += t.quantity
+            received[t.need_id] += t.quantity
+            served = tier.get(t.need_id)  # unknown needs: reported by check_conservation
+            if served is not None and served > serves.get(key, 0):
+                serves[key] = served
+        for a in decision.capacity_assignments:
+            received[a.need_id] += a.hours
+        return cls(given, received, serves)
+
+
+def check_donors(
+    scenario: Scenario, decision: Decision, sums: OrderSums | None = None
+) -> list[str]:
     """supply: no donor below safety stock, none above its agreed share of surplus."""
-    given: dict[tuple[str, str, str], float] = defaultdict(float)
-    for t in decision.transfers:
-        given[t.from_partner, t.from_site, t.material_id] += t.quantity
+    given = (sums or OrderSums.of(decision)).given
     if not given:
         return []
     positions = {(p.partner_id, p.site_id, p.material_id): p for p in scenario.positions}
     shares = reallocation.ShareTable(scenario)
-    keys = sorted(given)
+    keys = list(given)  # violations are reported in key order below
     known = [positions.get(key) for key in keys]
     qty = np.array([given[key] for key in keys])
     on_hand = np.array([p.on_hand if p is not None else 0.0 for p in known])
@@ -44,7 +71,8 @@ def check_donors(scenario: Scenario, decision: Decision) -> list[str]:
     below_safety = on_hand - qty < safety - TOL * np.maximum(1.0, np.abs(safety))
     missing = np.array([p is None for p in known])
     problems = []
-    for k in np.nonzero(missing | over_share | below_safety)[0].tolist():
+    bad = np.nonzero(missing | over_share | below_safety)[0].tolist()
+    for k in sorted(bad, key=keys.__getitem__):
         key, amount = keys[k], float(qty[k])
         if missing[k]:
             problems.append(f"supply: {key} gives {amount:g} without a stock position")
@@ -67,21 +95,20 @@ def check_receivers(decision: Decision) -> list[str]:
     ]
 
 
-def check_conservation(decision: Decision) -> list[str]:
+def check_conservation(decision: Decision, sums: OrderSums | None = None) -> list[str]:
     """What leaves donors arrives at needs, need by need and in total."""
-    received: dict[str, float] = defaultdict(float)
-    for t in decision.transfers:
-        received[t.need_id] += t.quantity
-    for a in decision.capacity_assignments:
-        received[a.need_id] += a.hours
+    received = (sums or OrderSums.of(decision)).received
     problems = []
-    for f in decision.fulfilment:
-        if decision.purchase_shares:
-            continue
-        if abs(received.get(f.need_id, 0.0) - f.fulfilled) > _tol(f.fulfilled):
+    if not decision.purchase_shares:
+        fills = decision.fulfilment
+        got = np.array([received.get(f.need_id, 0.0) for f in fills], dtype=np.float64)
+        fulfilled = np.array([f.fulfilled for f in fills], dtype=np.float64)
+        off = np.abs(got - fulfilled) > TOL * np.maximum(1.0, np.abs(fulfilled))
+        for k in np.nonzero(off)[0].tolist():
+            f = fills[k]
             problems.append(
                 f"conservation: need {f.need_id} fulfilled {f.fulfilled:g} "
-                f"but orders deliver {received.get(f.need_id, 0.0):g}"
+                f"but orders deliver {got[k]:g}"
             )
     known = {f.need_id for f in decision.fulfilment}
     problems += [f"conservation: orders for unknown need {n}" for n in received if n not in known]
@@ -94,6 +121,7 @@ def check_tier_priority(
     scope: Scope,
     decision: Decision,
     material_problems: Sequence[reallocation.MaterialProblem] | None = None,
+    sums: OrderSums | None = None,
 ) -> list[str]:
     """tier_priority: no unit could move to an unmet higher-tier need along one lane.
 
@@ -110,17 +138,21 @@ def check_tier_priority(
         return []
     if material_problems is None:
         material_problems = reallocation.build_problems(scenario, params, scope)
+    sums = sums or OrderSums.of(decision)
     fulfilled = {f.need_id: f for f in decision.fulfilment}
     # Sources and sinks of every material in one numbering (offsets per material).
-    index: dict[tuple[str, str, str], int] = {}
     owners: list[tuple[reallocation.MaterialProblem, int]] = []  # per source: (problem, local)
     src_parts, snk_parts, capacity_parts = [], [], []
     sinks: list[tuple[reallocation.MaterialProblem, Sink]] = []
+    out: list[float] = []
+    serves: list[int] = []  # lowest priority (highest tier number) served by each source
     n_src = n_snk = 0
     for mp in material_problems:
         p = mp.problem
         for i, s in enumerate(p.sources):
-            index[mp.material_id, s.partner_id, s.site_id] = n_src + i
+            key = (s.partner_id, s.site_id, mp.material_id)
+            out.append(sums.given.get(key, 0.0))
+            serves.append(sums.serves.get(key, 0))
             owners.append((mp, i))
         src_parts.append(p.arc_source + n_src)
         snk_parts.append(p.arc_sink + n_snk)
@@ -128,15 +160,6 @@ def check_tier_priority(
         sinks.extend((mp, s) for s in p.sinks)
         n_src += len(p.sources)
         n_snk += len(p.sinks)
-    out = [0.0] * n_src
-    serves = [0] * n_src  # lowest priority (highest tier number) served by each source
-    for t in decision.transfers:
-        k = index.get((t.material_id, t.from_partner, t.from_site))
-        f = fulfilled.get(t.need_id)
-        if k is None or f is None:
-            continue  # a donor outside the problems or an unknown need: other checks report it
-        out[k] += t.quantity
-        serves[k] = max(serves[k], f.tier)
     if not sinks:
         return []
     arc_src, arc_snk = np.concatenate(src_parts), np.concatenate(snk_parts)
@@ -221,11 +244,14 @@ def check_decision(
     ``material_problems``: the run's material problems, reused by the tier-priority check
     instead of rebuilding them (reallocation only).
     """
-    problems = check_receivers(decision) + check_conservation(decision)
+    sums = OrderSums.of(decision)
+    problems = check_receivers(decision) + check_conservation(decision, sums)
     if isinstance(params, ReallocationParameters):
-        problems += check_donors(scenario, decision)
+        problems += check_donors(scenario, decision, sums)
         if decision.status.proven_optimal:
-            problems += check_tier_priority(scenario, params, scope, decision, material_problems)
+            problems += check_tier_priority(
+                scenario, params, scope, decision, material_problems, sums
+            )
     elif isinstance(params, CapacityParameters):
         problems += check_capacity(scenario, params, decision)
     else:
