@@ -182,7 +182,9 @@ def build_problems(
             )
         )
     words = vocabulary(params, "")
+    words_by_unit: dict[str, Vocabulary] = {}
     min_fill = tuple(sorted((m.tier, m.fraction) for m in params.min_fill))
+    options_by_lots: dict[tuple[float | None, float | None], TransportOptions] = {}
     problems = []
     for material_id in scoped_materials(scenario, scope):
         sinks = needs_by_material.get(material_id, []) + shortfalls.get(material_id, [])
@@ -195,12 +197,12 @@ def build_problems(
             step = material.pack_size
         elif params.whole_units or params.pack_sizes:
             step = 1.0
-        options = TransportOptions(
-            fairness=params.fairness,
-            step=step,
-            min_lot=material.min_shipment if params.min_shipments else None,
-            min_fill=min_fill,
-        )
+        min_lot = material.min_shipment if params.min_shipments else None
+        options = options_by_lots.get((step, min_lot))
+        if options is None:
+            options = options_by_lots[step, min_lot] = TransportOptions(
+                fairness=params.fairness, step=step, min_lot=min_lot, min_fill=min_fill
+            )
         src_site = sites.of([(s.partner_id, s.site_id) for s in sources])
         snk_site = sites.of([(s.partner_id, s.site_id) for s in sinks])
         dist, cost = sites.distance_and_cost(src_site, snk_site)
@@ -209,6 +211,8 @@ def build_problems(
             allowed &= dist <= params.max_distance_km
         arc_src, arc_snk, arc_cost = build_arcs(sources, sinks, cost, allowed)
         unit = material.unit.value
+        if unit not in words_by_unit:
+            words_by_unit[unit] = dataclasses.replace(words, unit=unit)
         problem = TransportProblem(
             material_id,
             tuple(sources),
@@ -217,7 +221,7 @@ def build_problems(
             arc_snk,
             arc_cost,
             options,
-            dataclasses.replace(words, unit=unit),
+            words_by_unit[unit],
         )
         problems.append(MaterialProblem(material_id, unit, problem, dist[arc_src, arc_snk]))
     return problems
@@ -237,6 +241,7 @@ def assign(
     flows = clean_flows(solution.flows)
     arcs = np.nonzero(flows > 0)[0]
     material_id, unit = mp.material_id, mp.unit
+    sources, sinks = p.sources, p.sinks
     orders = []
     for i, j, qty, dist, unit_cost in zip(
         p.arc_source[arcs].tolist(),
@@ -246,14 +251,13 @@ def assign(
         p.arc_cost[arcs].tolist(),
         strict=True,
     ):
-        src, snk = p.sources[i], p.sinks[j]
+        src, snk = sources[i], sinks[j]
+        need_id = snk.need_id
         orders.append(
             trusted(
                 TransferOrder,
                 {
-                    "order_id": order_id(
-                        "tr", material_id, src.partner_id, src.site_id, snk.need_id
-                    ),
+                    "order_id": order_id("tr", material_id, src.partner_id, src.site_id, need_id),
                     "material_id": material_id,
                     "unit": unit,
                     "from_partner": src.partner_id,
@@ -262,7 +266,7 @@ def assign(
                     "to_site": snk.site_id,
                     "quantity": qty,
                     "due": snk.due,
-                    "need_id": snk.need_id,
+                    "need_id": need_id,
                     "distance_km": round(dist, 3),
                     "cost": round(qty * unit_cost, ROUND),
                 },

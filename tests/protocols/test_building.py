@@ -11,10 +11,11 @@ import pytest
 
 from protocols.decisions import NeedFulfilment, TransferOrder, trusted
 from protocols.generate import generate_scenario_data
-from protocols.geo import haversine_km
+from protocols.geo import haversine_km, haversine_matrix
 from protocols.loader import load_library
 from protocols.reallocation import ShareTable, build_problems, lane_cost_matrix, surplus
 from protocols.run import solve
+from protocols.sites import SiteTable
 from protocols.status import SolveStatus
 from schemas.scenario import load_scenario, parse_scenario
 from tests.protocols.helpers import protocol
@@ -142,3 +143,15 @@ def test_decision_hash_is_the_hash_of_the_model_dump(name):
         assert d.content_hash() == hashlib.sha256(d.canonical_json()).hexdigest()
         broken = d.model_copy(update={"status": SolveStatus.ERROR, "explanation": "x"})
         assert broken.content_hash() == hashlib.sha256(broken.canonical_json()).hexdigest()
+
+
+def test_site_table_distances_are_the_haversine_matrix_bit_for_bit():
+    sc = _scenario_with_lane_costs()
+    sites = SiteTable(sc)
+    rng = np.random.default_rng(3)
+    src = rng.integers(0, len(sites.latitude), 7)
+    snk = rng.integers(0, len(sites.latitude), 5)
+    expected = haversine_matrix(
+        sites.latitude[src], sites.longitude[src], sites.latitude[snk], sites.longitude[snk]
+    )
+    assert np.array_equal(sites.distance(src, snk), expected)
