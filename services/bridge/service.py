@@ -57,6 +57,7 @@ from services.bridge.routing import (
     route_outbound,
 )
 from services.bridge.settings import BridgeSettings
+from services.common.broker import BrokerError
 from services.common.kafka import (
     durable_producer,
     ensure_topics,
@@ -126,6 +127,7 @@ class PartnerBridge:
         self.members: frozenset[str] = frozenset()
         self._stamp: tuple[int, int, int] | None = None
         self._next_refresh = 0.0
+        self._interval = settings.bridge_refresh_interval
         self.consumer: AIOKafkaConsumer
         self.producer: AIOKafkaProducer
 
@@ -186,7 +188,7 @@ class PartnerBridge:
         """Re-read the alliance file when it changed: create the topics of new partners and
         (re)assign partitions. A broken file keeps the partners the bridge has (logged);
         only at start does it fail."""
-        self._next_refresh = time.monotonic() + self.settings.bridge_refresh_interval
+        self._next_refresh = time.monotonic() + self._interval
         stamp = _stamp(self.alliance_file)
         if not force and stamp == self._stamp:
             return
@@ -198,16 +200,23 @@ class PartnerBridge:
             log.error("bridge_alliance_unreadable", error=str(exc), kept=len(self.members))
             self._stamp = stamp
             return
-        self._stamp = stamp
         members = frozenset(p.id for p in alliance.partners)
         if members == self.members and not force:
+            self._stamp = stamp
             return
-        created = await ensure_topics(
-            self.bootstrap,
-            [spec for partner in sorted(members) for spec in partner_topics(partner)],
-            replication_factor=self.settings.kafka_replication_factor,
-            options=self.options,
-        )
+        try:
+            created = await ensure_topics(
+                self.bootstrap,
+                [spec for partner in sorted(members) for spec in partner_topics(partner)],
+                replication_factor=self.settings.kafka_replication_factor,
+                options=self.options,
+            )
+        except BrokerError as exc:
+            if force:
+                raise
+            log.error("bridge_topics_not_created", error=str(exc), retry_in=self._interval)
+            return  # the file counts as unread: the next check tries again
+        self._stamp = stamp
         added, removed = sorted(members - self.members), sorted(self.members - members)
         self.members = members
         await self._writes_to(

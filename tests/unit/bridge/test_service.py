@@ -170,3 +170,24 @@ async def test_an_outage_stalls_the_bridge_and_loses_nothing(
     await bridge.handle({EVENTS: _records(b"{bad", _event(1))})
     assert [t for t, _ in producer.acked] == [DEAD_LETTERS.name, PARTNER_EVENTS.name]
     assert consumer.commits == [({EVENTS: 12}, 2)]
+
+
+async def test_an_unreachable_broker_while_adding_partners_is_retried_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.common.broker import BrokerError
+
+    async def unreachable(*args: Any, **kwargs: Any) -> list[str]:
+        raise BrokerError("Kafka broker at unused:9092 is not reachable")
+
+    monkeypatch.setattr(service_module, "ensure_topics", unreachable)
+    bridge, _ = _bridge(tmp_path, FakeProducer())
+    path = bridge.alliance_file
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["partners"].append({**data["partners"][0], "id": "werk-b"})
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    await bridge.refresh()  # logged, not raised
+    assert bridge.members == {A}
+    assert bridge._stamp != _stamp(path)  # so the next check reads the file again
+    with pytest.raises(BrokerError):
+        await bridge.refresh(force=True)  # at start it is fatal
