@@ -178,7 +178,7 @@ def _parse_time(value: Any, where: str) -> datetime:
 
 
 def check_principal_id(principal: str) -> str:
-    if not _PRINCIPAL_RE.match(principal):
+    if not _PRINCIPAL_RE.fullmatch(principal):
         raise CredentialsError(
             f"{principal!r} is not a valid principal id ({PRINCIPAL_ID_PATTERN})"
         )

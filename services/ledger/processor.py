@@ -226,7 +226,7 @@ class LedgerProcessor:
             raise Rejected(
                 "too_large", f"message is {len(value)} bytes, limit is {MAX_MESSAGE_BYTES}"
             )
-        if b'"PartnerRemoved"' in value:
+        if b'"PartnerRemoved"' in value and _type_of(value) == "PartnerRemoved":
             return self._removal(message, value)
         try:
             event = parse_partner_event(value)
@@ -439,3 +439,13 @@ def _alert_id(source: str, change: Change) -> str:
         "|".join([source, *change.key, change.transition.value, str(change.severity)]).encode()
     ).hexdigest()[:32]
     return f"al-{digest}"
+
+
+def _type_of(value: bytes) -> object:
+    """The ``type`` of a JSON object (None when it is not one): the byte test in
+    ``_validate`` is only a cheap filter, a partner's free text may contain the word."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return document.get("type") if isinstance(document, dict) else None

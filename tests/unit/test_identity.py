@@ -234,3 +234,12 @@ async def test_revoked_rotated_and_expired_tokens_are_refused_over_http(tmp_path
         assert await status({"Authorization": f"Bearer {setup.tokens['expired']}"}) == 401
     reasons = [e.reason for e in setup.refusals.take()]
     assert reasons == ["unknown or revoked token"] * 2 + ["token expired"]
+
+
+@pytest.mark.parametrize("bad", ["coord-anna\n", "Coord", "a", "x y", "../etc"])
+def test_principal_ids_are_checked_whole(bad: str) -> None:
+    from services.common.identity import CredentialsError, check_principal_id
+
+    with pytest.raises(CredentialsError, match="not a valid principal id"):
+        check_principal_id(bad)
+    assert check_principal_id("coord-anna") == "coord-anna"

@@ -15,8 +15,11 @@ from .helpers import (
     NOW,
     Feed,
     balances,
+    capacity_need,
+    demand,
     make_alliance,
     need,
+    new_id,
     offer,
     position,
     resolved,
@@ -54,10 +57,13 @@ def test_removed_partner_is_gone_and_stays_gone_after_replay() -> None:
                 stock(FACTORY, position(site="halle-1", on_hand=500, safety=10)),
                 need(HOSPITAL, quantity=30),
                 offer(FACTORY),
+                capacity_need(HOSPITAL),
+                demand(HOSPITAL),
             ),
             NOW,
         )
     ]
+    assert ledger.state(0).capacity_needs.current and ledger.state(0).purchase_demands.current
     state = ledger.state(0)
     assert any(k[0] == HOSPITAL for k in state.shortages.open)
     out = ledger.process(feed.batch(removal()), NOW + 60)
@@ -66,6 +72,7 @@ def test_removed_partner_is_gone_and_stays_gone_after_replay() -> None:
     assert not any(k[0] == HOSPITAL for k in state.positions)
     assert not any(k[0] == HOSPITAL for k in state.needs)
     assert HOSPITAL not in state.last_seen
+    assert not state.capacity_needs.current and not state.purchase_demands.current
     assert not any(k[0] == HOSPITAL for k in state.shortages.open)
     assert [a.partner_id for a in resolved(out)] == [HOSPITAL]
     assert {k for k in state.positions} == {(FACTORY, "halle-1", "NACL-500ML")}
@@ -136,3 +143,22 @@ def test_retention_sweep_with_nothing_stale_writes_nothing() -> None:
     ledger.process(feed.batch(stock(HOSPITAL)), NOW)
     out = ledger.sweep(NOW + DAY, 7 * DAY)
     assert out.expired_positions == 0 and not out.changelog and not out.alerts
+
+
+def test_the_word_partnerremoved_in_free_text_is_not_a_removal() -> None:
+    """Only a record whose type is PartnerRemoved removes; an answer that mentions it is an
+    answer (the byte test is a filter, the parsed type decides)."""
+    feed = Feed()
+    ledger = LedgerProcessor(make_alliance())
+    answer = {
+        "type": "OrderAcknowledged",
+        "event_id": new_id(),
+        "partner_id": HOSPITAL,
+        "occurred_at": datetime.fromtimestamp(NOW, UTC).isoformat(),
+        "order_id": "run-0123456789ab.r1.t-1",
+        "accepted": False,
+        "reason": 'we saw "PartnerRemoved" in the news',
+    }
+    out = ledger.process(feed.batch(answer), NOW)
+    assert not out.dead_letters and out.removed_partners == []
+    assert [a.reason for a in out.acknowledgements] == [answer["reason"]]
