@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from functools import partial
 
+import highspy
 import numpy as np
 
 from protocols.fastlp import (
     fast_path_applies,
+    lp_result,
+    prepare_lp,
     reduced_outcome,
-    run_lp,
     solve_fast,
     solve_reduced,
     split_stacked,
@@ -106,6 +108,10 @@ def solve_transports(
         return list(solving)
 
 
+_Job = Job[list[TransportSolution]]
+_Queue = JobQueue[list[TransportSolution]]
+
+
 class Solving:
     """Solutions of independent problems, in input order, solved in the background.
 
@@ -131,8 +137,8 @@ class Solving:
         self._choice = choice
         self._use_fast_path = use_fast_path
         workers = default_workers() if workers is None else max(1, workers)
-        self._queue: JobQueue[list[TransportSolution]] = JobQueue(workers - 1)
-        self._jobs: dict[int, tuple[Job[list[TransportSolution]], int]] = {}
+        self._queue: _Queue = JobQueue(workers - 1)
+        self._jobs: dict[int, tuple[_Job, int, _ReducedBatch | None]] = {}
         self._gil = ExitStack()
         if workers > 1:
             self._gil.enter_context(responsive_gil())
@@ -156,7 +162,7 @@ class Solving:
             nonlocal batch, columns
             if batch:
                 lp = reductions.stacked(batch[0][0], batch[-1][0])
-                self._submit(_reduced_job(problems, batch, lp, choice), [i for i, _ in batch])
+                self._submit_batch(_ReducedBatch(problems, batch, lp, choice))
             batch, columns = [], 0
 
         for i, problem in enumerate(problems):
@@ -169,7 +175,7 @@ class Solving:
             n = reduction.n_cols
             if n > BATCH_COLUMNS:
                 flush()
-                self._submit(_reduced_job(problems, [(i, reduction)], reduction.lp, choice), [i])
+                self._submit_batch(_ReducedBatch(problems, [(i, reduction)], reduction.lp, choice))
                 continue
             if columns + n > BATCH_COLUMNS:
                 flush()
@@ -180,7 +186,12 @@ class Solving:
     def _submit(self, job: Callable[[], list[TransportSolution]], batch: list[int]) -> None:
         queued = self._queue.submit(job)
         for position, i in enumerate(batch):
-            self._jobs[i] = (queued, position)
+            self._jobs[i] = (queued, position, None)
+
+    def _submit_batch(self, batch: _ReducedBatch) -> None:
+        queued = self._queue.submit(batch.run)
+        for position, i in enumerate(batch.indices):
+            self._jobs[i] = (queued, position, batch)
 
     def __enter__(self) -> Solving:
         return self
@@ -197,39 +208,69 @@ class Solving:
             if queued is None:
                 yield solve_transport(problem, self._choice, self._use_fast_path)
                 continue
-            job, position = queued
-            yield _after_fast(problem, self._choice, self._queue.wait(job)[position])
+            job, position, batch = queued
+            solutions = (
+                self._queue.wait(job) if batch is None else batch.solutions(job, self._queue)
+            )
+            yield _after_fast(problem, self._choice, solutions[position])
 
 
 def _staged_job(problem: TransportProblem, choice: SolverChoice) -> list[TransportSolution]:
     return [_solve_fast_guarded(problem, choice)]
 
 
-def _reduced_job(
-    problems: Sequence[TransportProblem],
-    batch: list[tuple[int, TierReduction]],
-    lp: LpArrays,
-    choice: SolverChoice,
-) -> Callable[[], list[TransportSolution]]:
-    """The stacked reduced LP ``lp`` of a batch, solved when called."""
-    members = [problems[i] for i, _ in batch]
-    parts = [reduction for _, reduction in batch]
+class _ReducedBatch:
+    """The stacked reduced LP of a batch: handed to HiGHS in the calling thread, run by
+    whichever thread takes the job (only ``Highs.run``, which releases the GIL), and
+    turned into solutions in the calling thread again. A solver thread so needs the
+    GIL only once per job, for a moment, instead of for building and splitting."""
 
-    def alone() -> list[TransportSolution]:
-        return [
-            _guarded(p, partial(solve_reduced, p, r, choice.time_limit_s))
-            for p, r in zip(members, parts, strict=True)
-        ]
-
-    def job() -> list[TransportSolution]:
+    def __init__(
+        self,
+        problems: Sequence[TransportProblem],
+        batch: list[tuple[int, TierReduction]],
+        lp: LpArrays,
+        choice: SolverChoice,
+    ) -> None:
+        self.indices = [i for i, _ in batch]
+        self.members = [problems[i] for i, _ in batch]
+        self.parts = [reduction for _, reduction in batch]
+        self.choice = choice
+        self._solutions: list[TransportSolution] | None = None
+        self.highs: highspy.Highs | None = None
         try:
-            status, values = run_lp(lp, choice.time_limit_s)
-        except Exception:  # solved one by one, errors reported per problem
-            return alone()
-        if status is SolveStatus.OPTIMAL and values is not None:
-            return split_stacked(members, parts, values)
-        if len(members) == 1:
-            return [reduced_outcome(members[0], parts[0], status, values)]
-        return alone()  # statuses and explanations stay per problem
+            self.highs = prepare_lp(lp, choice.time_limit_s)
+        except Exception:  # HiGHS refused the stack: solved one by one instead
+            self._solutions = self._alone()
 
-    return job
+    def run(self) -> list[TransportSolution]:
+        """The queued job: nothing but ``Highs.run``."""
+        if self.highs is not None and self._solutions is None:
+            self.highs.run()
+        return []
+
+    def solutions(self, job: _Job, queue: _Queue) -> list[TransportSolution]:
+        """The batch's solutions once ``job`` (its :meth:`run`) is done, in batch order."""
+        if self._solutions is None:
+            self._solutions = self._finish(job, queue)
+        return self._solutions
+
+    def _finish(self, job: _Job, queue: _Queue) -> list[TransportSolution]:
+        try:
+            queue.wait(job)
+            status, values = lp_result(self.highs)
+        except Exception:  # solved one by one, errors reported per problem
+            return self._alone()
+        finally:
+            self.highs = None
+        if status is SolveStatus.OPTIMAL and values is not None:
+            return split_stacked(self.members, self.parts, values)
+        if len(self.members) == 1:
+            return [reduced_outcome(self.members[0], self.parts[0], status, values)]
+        return self._alone()  # statuses and explanations stay per problem
+
+    def _alone(self) -> list[TransportSolution]:
+        return [
+            _guarded(p, partial(solve_reduced, p, r, self.choice.time_limit_s))
+            for p, r in zip(self.members, self.parts, strict=True)
+        ]

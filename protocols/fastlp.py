@@ -98,6 +98,26 @@ def run_lp(lp: LpArrays, time_limit_s: float) -> tuple[SolveStatus, npt.NDArray[
     return status, column_values(h) if feasible else None
 
 
+def prepare_lp(lp: LpArrays, time_limit_s: float) -> highspy.Highs | None:
+    """A HiGHS instance holding the reduced LP ``lp``, ready to run (None: no columns)."""
+    if lp.n_cols == 0:
+        return None
+    h = new_highs(time_limit_s, devex=True)
+    lp.pass_to(h)
+    return h
+
+
+def lp_result(
+    h: highspy.Highs | None,
+) -> tuple[SolveStatus, npt.NDArray[np.float64] | None]:
+    """Status and column values of a prepared LP after ``run`` (see :func:`run_lp`)."""
+    if h is None:
+        return SolveStatus.OPTIMAL, np.zeros(0)
+    status = status_of(h)
+    feasible = status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
+    return status, column_values(h) if feasible else None
+
+
 def closed_form_solution(
     problem: TransportProblem, reduction: TierReduction, values: npt.NDArray[np.float64]
 ) -> TransportSolution:

@@ -212,3 +212,40 @@ def test_degenerate_scenarios_fast_path_equals_pulp_path(donors, needs):
     for tier, value in slow.decision.unmet_by_tier.items():
         assert fast.decision.unmet_by_tier.get(tier, 0.0) == pytest.approx(value, abs=1e-4)
     assert fast.decision.total_cost == pytest.approx(slow.decision.total_cost, rel=1e-6, abs=1e-3)
+
+
+def _batch_problems():
+    from protocols.generate import generate_scenario
+    from protocols.reallocation import build_problems
+
+    sc = generate_scenario(20, 8, seed=9, capacity=False, purchasing=False)
+    p = protocol()
+    return [m.problem for m in build_problems(sc, p.optimization, p.scope)]
+
+
+def test_a_stack_highs_refuses_is_solved_one_by_one(monkeypatch):
+    import protocols.dispatch as dispatch
+
+    problems = _batch_problems()
+    reference = solve_transports(problems, SolverChoice("highs"), workers=1)
+
+    def refuse(*_args: object) -> None:
+        raise RuntimeError("HiGHS refused the model")
+
+    monkeypatch.setattr(dispatch, "prepare_lp", refuse)
+    again = solve_transports(problems, SolverChoice("highs"), workers=2)
+    for problem, a, b in zip(problems, again, reference, strict=True):
+        assert a.status is b.status is SolveStatus.OPTIMAL
+        assert_same_optimum(objective(problem, a), objective(problem, b), 1e4)
+
+
+def test_a_stack_that_is_not_optimal_is_solved_one_by_one(monkeypatch):
+    import protocols.dispatch as dispatch
+
+    problems = _batch_problems()
+    reference = solve_transports(problems, SolverChoice("highs"), workers=1)
+    monkeypatch.setattr(dispatch, "lp_result", lambda _h: (SolveStatus.TIME_LIMIT, None))
+    again = solve_transports(problems, SolverChoice("highs"), workers=2)
+    for problem, a, b in zip(problems, again, reference, strict=True):
+        assert a.status is b.status is SolveStatus.OPTIMAL
+        assert_same_optimum(objective(problem, a), objective(problem, b), 1e4)
