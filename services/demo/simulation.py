@@ -164,6 +164,23 @@ class Simulation:
             )
         return offers
 
+    def _withdraw_offer(self, partner_id: str, capability: str, now: datetime) -> CapacityOffered:
+        partner = self.alliance.by_id[partner_id]
+        return CapacityOffered.model_validate(
+            {
+                "event_id": self._event_id(),
+                "partner_id": partner_id,
+                "occurred_at": now,
+                "offer_id": f"idle-{capability}",
+                "site_id": partner.sites[0].id,
+                "capability": capability,
+                "hours": 0,
+                "available_from": now,
+                "available_until": now + timedelta(days=30),
+            },
+            strict=False,
+        )
+
     def _crisis_requests(self, now: datetime) -> list[PartnerEventOut]:
         requests: list[PartnerEventOut] = []
         for partner in self.alliance.partners:
@@ -174,6 +191,9 @@ class Simulation:
                 qualification = CAPABILITIES[
                     "pharma" if capability == "sterilisation" else "manufacturing"
                 ][1]
+                if CAPABILITIES.get(partner.sector, ("",))[0] == capability:
+                    # its own machines are down: the idle hours it offered are gone too
+                    requests.append(self._withdraw_offer(partner.id, capability, now))
                 requests.append(
                     CapacityNeeded.model_validate(
                         {

@@ -107,3 +107,8 @@ def test_every_library_protocol_kind_decides_on_the_demo() -> None:
         assert orders, f"{protocol_id}: no {order_type.__name__} on the demo"
         if order_type is PurchaseShare:
             assert all(o.saving >= 0 for o in orders)
+        if order_type is CapacityAssignment:
+            # a partner whose machines are down withdrew its idle-hours offer
+            offering = {(o.partner_id, o.capability) for o in snapshot.capacity_offers}
+            needing = {(n.partner_id, n.capability) for n in snapshot.capacity_needs}
+            assert needing and not offering & needing
