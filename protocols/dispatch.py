@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
 from functools import partial
 
 import highspy
@@ -29,7 +28,7 @@ from protocols.fastlp import (
     split_stacked,
 )
 from protocols.highs_lp import LpArrays
-from protocols.job_queue import Job, JobQueue, responsive_gil
+from protocols.job_queue import Job, JobQueue
 from protocols.pulp_model import explain_infeasible, solve_lexicographic
 from protocols.solvers import SolverChoice
 from protocols.status import SolveStatus
@@ -42,10 +41,11 @@ MAX_WORKERS = 8
 
 #: Small closed-form problems are stacked into block-diagonal LPs of at most this
 #: many columns (fixed, so the batches, and with them the decision, do not depend
-#: on the thread count). Larger problems are solved alone, one per thread. Measured
-#: at 50 x 50 (~420 columns per material, solve stage, 2 threads): 0 (no stacking)
-#: 0.072 s, 1,000 0.062 s, 2,000-3,000 0.057 s, 11,000 0.068 s, 50,000 0.100 s (one
-#: LP: simplex time grows faster than the model and the second thread idles).
+#: on the thread count). Larger problems are solved alone, one per job. Measured on
+#: the reduced LPs at 50 x 50 (~420 columns per material; HiGHS CPU time of all 50,
+#: best of 7): no stacking 26.9 ms, 1,000-1,500 23.5 ms, 2,500-4,000 24.3 ms, 10,000
+#: 27.9 ms, one LP of all 21,000 columns 35.0 ms; in ``solve()`` 1,500-8,000 are
+#: within the noise. 2,500 gives ~10 jobs, enough to share between threads.
 BATCH_COLUMNS = 2_500
 
 
@@ -115,15 +115,16 @@ _Queue = JobQueue[list[TransportSolution]]
 class Solving:
     """Solutions of independent problems, in input order, solved in the background.
 
-    On entry the reduced LPs of complete fast-path problems are built (all at once)
-    in the calling thread, and each job (a stack, or one problem) is queued as soon
-    as it is ready for ``workers - 1`` background solver threads (default workers:
-    usable cores), which mostly run highspy (it releases the GIL). Iterating yields
-    the solutions in input order; while the caller turns the first ones into orders,
-    later ones are solved in the background, and a caller waiting for a solution
-    runs queued jobs itself. PuLP models and infeasibility explanations run in the
-    iterating thread. The batches and the LPs do not depend on the thread count, so
-    neither does the decision.
+    On entry the reduced LPs of complete fast-path problems are built (all at once,
+    :class:`protocols.tier_reduction.TierReductions`) and each stack is handed to a
+    HiGHS instance in the calling thread; the job queued for ``workers - 1``
+    background threads (default workers: usable cores) is only ``Highs.run``, which
+    releases the GIL. Iterating yields the solutions in input order: while the caller
+    turns the first ones into orders, later ones are solved in the background, and a
+    caller waiting for a solution nobody has started runs queued jobs itself. Other
+    fast-path problems (lanes missing, minimum fill) are queued whole; PuLP models and
+    infeasibility explanations run in the iterating thread. The batches and the LPs do
+    not depend on the thread count, so neither does the decision.
     """
 
     def __init__(
@@ -139,9 +140,6 @@ class Solving:
         workers = default_workers() if workers is None else max(1, workers)
         self._queue: _Queue = JobQueue(workers - 1)
         self._jobs: dict[int, tuple[_Job, int, _ReducedBatch | None]] = {}
-        self._gil = ExitStack()
-        if workers > 1:
-            self._gil.enter_context(responsive_gil())
         try:
             self._submit_all()
         except BaseException:
@@ -197,10 +195,7 @@ class Solving:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
-            self._queue.close()
-        finally:
-            self._gil.close()
+        self._queue.close()
 
     def __iter__(self) -> Iterator[TransportSolution]:
         for i, problem in enumerate(self._problems):

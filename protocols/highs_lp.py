@@ -12,11 +12,12 @@ from protocols.status import SolveStatus
 
 INF = highspy.kHighsInf
 
-#: The compiled HiGHS class. Since highspy 1.8 ``highspy.Highs`` is a Python subclass
-#: that registers a Python callback on construction: the solver then takes the GIL
-#: during ``run``, so a thread busy in Python (making orders) stalls every solver
-#: thread (measured: 10 stacked LPs 25 ms alone, ~250 ms next to a busy Python
-#: thread; ~80 ms with the compiled class). Callbacks are not used here.
+#: The compiled HiGHS class. ``highspy.Highs`` (1.15) is a Python subclass that
+#: registers a Python callback on construction, which ``run`` calls into (needing the
+#: GIL): a thread busy in Python (making orders) then stalls the solver threads
+#: (measured: 10 stacked LPs 25 ms alone, ~250 ms next to a busy Python thread,
+#: ~80 ms with the compiled class). Callbacks are not used here; older highspy
+#: versions have no ``_Highs`` and their ``Highs`` is the compiled class.
 _HighsCore = getattr(highspy, "_Highs", highspy.Highs)
 
 

@@ -10,47 +10,12 @@ Python (making orders), instead of ``threads`` solver threads competing with it.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-
-#: GIL switch interval while solver threads run (the interpreter default is 5 ms).
-SWITCH_INTERVAL_S = 0.0002
-
-_switch_lock = threading.Lock()
-_switch_users = 0
-_switch_saved = 0.0
-
-
-@contextmanager
-def responsive_gil(interval_s: float = SWITCH_INTERVAL_S) -> Iterator[None]:
-    """Lower the interpreter's GIL switch interval while solver threads run.
-
-    A thread coming back from ``Highs.run`` (which releases the GIL) waits until a
-    thread busy in Python gives the GIL up, which it does only after the switch
-    interval: 5 ms by default, longer than a typical small LP. With 0.2 ms the
-    solver threads keep their cores busy while the caller makes orders. The old
-    value is restored when the last concurrent user leaves (reference-counted, so
-    overlapping runs in several threads restore it exactly once).
-    """
-    global _switch_users, _switch_saved
-    with _switch_lock:
-        if _switch_users == 0:
-            _switch_saved = sys.getswitchinterval()
-            sys.setswitchinterval(min(interval_s, _switch_saved))
-        _switch_users += 1
-    try:
-        yield
-    finally:
-        with _switch_lock:
-            _switch_users -= 1
-            if _switch_users == 0:
-                sys.setswitchinterval(_switch_saved)
 
 
 class JobCancelled(RuntimeError):

@@ -1,13 +1,12 @@
-"""Job queue of the solver threads: order, errors, closing, the GIL switch interval."""
+"""Job queue of the solver threads: order, the caller helping, errors, closing."""
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import pytest
 
-from protocols.job_queue import JobCancelled, JobQueue, responsive_gil
+from protocols.job_queue import JobCancelled, JobQueue
 
 
 @pytest.mark.parametrize("threads", [0, 1, 3])
@@ -42,13 +41,3 @@ def test_errors_reach_the_caller_and_close_cancels_pending_jobs():
         pending.result()
     with pytest.raises(RuntimeError, match="closed"):
         queue.submit(lambda: 2)
-
-
-def test_switch_interval_is_lowered_and_restored_once():
-    before = sys.getswitchinterval()
-    with responsive_gil(0.0001):
-        assert sys.getswitchinterval() == pytest.approx(0.0001)
-        with responsive_gil(0.0001):
-            pass
-        assert sys.getswitchinterval() == pytest.approx(0.0001)  # still one user inside
-    assert sys.getswitchinterval() == before
