@@ -25,6 +25,7 @@ from protocols.transport import (
     Vocabulary,
 )
 from tests.protocols.helpers import protocol, scenario
+from tests.protocols.test_properties import reference_lexicographic
 
 WORDS = Vocabulary(supply="s", demand="d", lanes="l", unit="u")
 DUE = date(2026, 11, 25)
@@ -199,19 +200,38 @@ need_st = st.tuples(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(donor_st, min_size=1, max_size=5), st.lists(need_st, min_size=1, max_size=5))
-def test_degenerate_scenarios_fast_path_equals_pulp_path(donors, needs):
+def test_degenerate_scenarios_fast_path_equals_independent_lp(donors, needs):
     d = [(f"d{i}", oh, ss, sh, lon) for i, (oh, ss, sh, lon) in enumerate(donors)]
     n = [(f"n{j}", tier, q, lon) for j, (tier, q, lon) in enumerate(needs)]
     sc = scenario(d, n)
+    ref_unmet, ref_cost = reference_lexicographic(d, n)
     fast = solve(protocol(), sc, use_fast_path=True)
-    slow = solve(protocol(), sc, use_fast_path=False)
-    assert fast.decision.status is slow.decision.status is SolveStatus.OPTIMAL
-    assert fast.violations == [] and slow.violations == []
-    for tier, value in slow.decision.unmet_by_tier.items():
+    assert fast.decision.status is SolveStatus.OPTIMAL
+    assert fast.violations == []
+    for tier, value in ref_unmet.items():
         assert fast.decision.unmet_by_tier.get(tier, 0.0) == pytest.approx(value, abs=1e-4)
-    assert fast.decision.total_cost == pytest.approx(slow.decision.total_cost, rel=1e-6, abs=1e-3)
+    assert fast.decision.total_cost == pytest.approx(ref_cost, rel=1e-6, abs=1e-3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known, not from this path: the PuLP path fixes each tier optimum with a 1e-9 "
+    "slack, the slack of tiers 1-2 (1.5e-7) is left for tier 3 when supply is exactly "
+    "used up, and its cost LP is then reported infeasible by HiGHS (CBC solves it)",
+)
+def test_pulp_path_when_supply_exactly_covers_the_higher_tiers():
+    # found by test_degenerate_scenarios_...: 150 surplus, tier 1 50, tier 2 100, tier 3 10
+    sc = scenario(
+        [("d0", 150.0, 0.0, 1.0, 8.0)],
+        [("n0", 1, 50.0, 8.0), ("n1", 2, 100.0, 8.0), ("n2", 3, 10.0, 8.0)],
+    )
+    fast = solve(protocol(), sc)
+    assert fast.decision.status is SolveStatus.OPTIMAL
+    assert fast.decision.unmet_by_tier == {1: 0.0, 2: 0.0, 3: 10.0}
+    slow = solve(protocol(), sc, use_fast_path=False)
+    assert slow.decision.status is SolveStatus.OPTIMAL
 
 
 def _batch_problems():
