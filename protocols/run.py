@@ -22,6 +22,7 @@ from protocols.decisions import (
     TransferOrder,
 )
 from protocols.dispatch import Solving
+from protocols.gc_pause import gc_paused
 from protocols.invariants import check_decision, unmet_by_tier
 from protocols.solvers import SolverChoice, solver_version
 from protocols.status import SolveStatus, worst
@@ -98,8 +99,21 @@ def solve(
 
     ``solver`` ("highs" or "cbc") overrides the protocol's solver setting.
     ``workers``: threads for the independent fast-path LPs (default: usable
-    cores); the decision does not depend on it.
+    cores); the decision does not depend on it. The cyclic garbage collector is
+    paused meanwhile (:mod:`protocols.gc_pause`).
     """
+    with gc_paused():
+        return _solve(protocol, snapshot, solver, run_id, use_fast_path, workers)
+
+
+def _solve(
+    protocol: Protocol,
+    snapshot: Scenario,
+    solver: str | None,
+    run_id: str,
+    use_fast_path: bool,
+    workers: int | None,
+) -> RunResult:
     choice = solver_choice(protocol, solver)
     opt = protocol.optimization
     timings = Timings()
