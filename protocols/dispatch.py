@@ -218,7 +218,12 @@ class _ReducedBatch:
     """The stacked reduced LP of a batch: handed to HiGHS in the calling thread, run by
     whichever thread takes the job (only ``Highs.run``, which releases the GIL), and
     turned into solutions in the calling thread again. A solver thread so needs the
-    GIL only once per job, for a moment, instead of for building and splitting."""
+    GIL only once per job, for a moment, instead of for building and splitting.
+
+    An LP larger than ``BATCH_COLUMNS`` (a material alone, 200 x 100: ~7,000 columns)
+    is handed to HiGHS by the job itself: its solve takes long enough for that not to
+    matter, and a HiGHS instance holding every material's LP at once would double the
+    peak memory of a large run."""
 
     def __init__(
         self,
@@ -232,16 +237,25 @@ class _ReducedBatch:
         self.parts = [reduction for _, reduction in batch]
         self.choice = choice
         self._solutions: list[TransportSolution] | None = None
+        self._lp: LpArrays | None = lp
         self.highs: highspy.Highs | None = None
-        try:
-            self.highs = prepare_lp(lp, choice.time_limit_s)
-        except Exception:  # HiGHS refused the stack: solved one by one instead
-            self._solutions = self._alone()
+        if lp.n_cols <= BATCH_COLUMNS:
+            try:
+                self._prepare()
+            except Exception:  # HiGHS refused the stack: solved one by one instead
+                self._solutions = self._alone()
+
+    def _prepare(self) -> None:
+        if self._lp is not None:
+            self.highs = prepare_lp(self._lp, self.choice.time_limit_s)
+            self._lp = None
 
     def run(self) -> list[TransportSolution]:
-        """The queued job: nothing but ``Highs.run``."""
-        if self.highs is not None and self._solutions is None:
-            self.highs.run()
+        """The queued job: ``Highs.run`` (after handing a large LP to HiGHS)."""
+        if self._solutions is None:
+            self._prepare()
+            if self.highs is not None:
+                self.highs.run()
         return []
 
     def solutions(self, job: _Job, queue: _Queue) -> list[TransportSolution]:

@@ -129,17 +129,19 @@ class TierReductions:
         arc_snk = local_snk + snk_off[arc_prob]
         active_src, active_snk = cap > 0, dem > 0
 
-        # Complete: every (active source, active sink) pair of the problem has a lane.
-        pair_off = _offsets(n_src * n_snk)
+        # Complete: every (active source, active sink) pair of the problem has a lane
+        # (pairs counted once: a problem's arcs need not be unique).
+        pair_off = _offsets(n_src * n_snk)  # every problem here has >= 1 source and sink
         both = active_src[arc_src] & active_snk[arc_snk]
-        pair = pair_off[arc_prob] + local_src * n_snk[arc_prob] + local_snk
         covered = np.zeros(int(pair_off[-1]), dtype=bool)
-        covered[pair[both]] = True
-        pair_prob = np.repeat(np.arange(m), n_src * n_snk)
+        covered[(pair_off[arc_prob] + local_src * n_snk[arc_prob] + local_snk)[both]] = True
+        del local_src, local_snk, both
         required = np.bincount(src_prob[active_src], minlength=m) * np.bincount(
             snk_prob[active_snk], minlength=m
         )
-        complete = np.bincount(pair_prob[covered], minlength=m) == required
+        pairs = np.add.reduceat(covered, pair_off[:-1], dtype=np.int64) if m else required
+        complete = pairs == required
+        del covered
 
         # Tier maxima in priority order (the closed form), full and marginal tiers.
         n_tiers = int(tier.max(initial=0)) + 1

@@ -269,3 +269,22 @@ def test_a_stack_that_is_not_optimal_is_solved_one_by_one(monkeypatch):
     for problem, a, b in zip(problems, again, reference, strict=True):
         assert a.status is b.status is SolveStatus.OPTIMAL
         assert_same_optimum(objective(problem, a), objective(problem, b), 1e4)
+
+
+def test_duplicate_lanes_do_not_make_a_problem_look_complete():
+    def problem(pairs):
+        return TransportProblem(
+            "MAT",
+            (Source("a", "s", 10.0), Source("b", "s", 5.0)),
+            (Sink("n", "r", "s", 8.0, 1, DUE), Sink("m", "q", "s", 4.0, 2, DUE)),
+            np.array([i for i, _ in pairs], dtype=np.int64),
+            np.array([j for _, j in pairs], dtype=np.int64),
+            np.ones(len(pairs)),
+            TransportOptions(),
+            WORDS,
+        )
+
+    # four lanes, but (1, 1) is missing and (0, 0) is there twice
+    assert reduce_tiers(problem([(0, 0), (0, 0), (0, 1), (1, 0)])) is None
+    assert not problem([(0, 0), (0, 0), (0, 1), (1, 0)]).is_complete()
+    assert reduce_tiers(problem([(0, 0), (0, 1), (1, 0), (1, 1), (1, 1)])) is not None
