@@ -38,8 +38,11 @@ Relative difference per component: |protocol - baseline| / max(1, scale), scale
 quantity) and |baseline cost| for the cost.
 
 Protocol wall time = ``protocols.run.solve`` end to end: model build, solve
-(independent material LPs in threads), extraction of orders and fulfilment,
-and the invariant checks that run after every solve.
+(stacked material LPs run by a background thread and the caller), extraction of
+orders and fulfilment (overlapping the solve), the invariant checks that run after
+every solve and the record hashes. The phase breakdown printed for the protocol is
+the calling thread's wall time per phase. The machine is shared: compare ratios of
+the same run, and repeat runs (``--repeat``) when other jobs use the cores.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ bounds reaches them, so the cost LP over these bounds is the lexicographic optim
 
 The LP has only supply and demand rows (no tier rows, no fixing tolerance), and
 the lanes of tiers that receive nothing, of empty sources and of zero needs are
-not columns. Measured with highspy on the generated 50 x 50 / 200 x 100 instances:
-the same simplex iteration count as the LP with tier rows and about half its time.
+not columns. Measured with highspy on the generated instances (same simplex iteration
+counts as the LP with tier rows): 50 x 50 46 -> 34 ms for all materials, 200 x 100
+2.0 -> 0.92 s (one thread).
 
 :class:`TierReductions` reduces all problems of a run at once (numpy over all their
 sources, sinks and arcs; per problem this is ~40 small numpy calls, ~90 us) and
