@@ -348,10 +348,22 @@ class Coordinator:
         for order in orders:
             _exclude(run.adjustments, order)
             messages.extend(self._order_updated(run, order, now, why))
+        # a purchasing pool is all or nothing per material: when a participant drops out,
+        # the shares already accepted for that material no longer hold (the pool's volume
+        # and so its price change) and are issued again; other materials' shares stand
+        repooled = {o.source.material_id for o in orders if isinstance(o.source, PurchaseShare)}
         for other in run.current_orders():
             if other.state is OrderState.PENDING:
                 other.state = OrderState.CANCELLED
                 messages.extend(self._order_updated(run, other, now, "superseded by a re-plan"))
+            elif other.state is OrderState.ACCEPTED and isinstance(other.source, PurchaseShare):
+                material = other.source.material_id
+                if material in repooled:
+                    other.state = OrderState.CANCELLED
+                    reason = f"the pool for {material} changed; a new share follows"
+                    messages.extend(self._order_updated(run, other, now, reason))
+                else:
+                    run.adjustments.excluded_demands.add((other.source.partner_id, material))
         if run.revision >= MAX_REVISIONS:
             run.state = RunState.FAILED
             run.detail = f"gave up after {run.revision} revisions"
@@ -454,7 +466,7 @@ def _exclude(adjust: Adjustments, order: TrackedOrder) -> None:
 
 
 def _commit(adjust: Adjustments, order: TrackedOrder) -> None:
-    """An accepted order stands: a re-plan works on what is left after it."""
+    """An accepted transfer or capacity assignment stands: a re-plan works on what is left."""
     source = order.source
     if isinstance(source, TransferOrder):
         key = (source.from_partner, source.from_site, source.material_id)
@@ -464,9 +476,8 @@ def _commit(adjust: Adjustments, order: TrackedOrder) -> None:
         given, received = adjust.hours_given, adjust.hours_received
         given[source.offer_id] = given.get(source.offer_id, 0.0) + source.hours
         received[source.need_id] = received.get(source.need_id, 0.0) + source.hours
-    elif isinstance(source, PurchaseShare):
-        # its demand is bought: the re-plan pools only the participants still open
-        adjust.excluded_demands.add((source.partner_id, source.material_id))
+    # a purchase share is conditional until every share of its material is accepted (see
+    # Coordinator._replan): nothing to commit here
 
 
 def _count_states(orders: list[TrackedOrder]) -> dict[OrderState, int]:

@@ -17,7 +17,7 @@ from protocols.decisions import CapacityAssignment, PurchaseShare
 from protocols.loader import load_library
 from protocols.run import solve
 from schemas.alliance import Alliance
-from schemas.coordination import RunState
+from schemas.coordination import OrderState, RunState
 from schemas.protocol import Protocol
 from schemas.purchasing import SupplierQuoteSet
 from schemas.scenario import Scenario
@@ -227,24 +227,51 @@ def test_purchasing_run_pools_live_demands_at_the_quoted_tier() -> None:
         assert share.cost_pooled <= share.cost_alone + 1e-9 and share.saving > 0
 
 
-def test_purchase_answers_settle_or_drop_demands_for_the_replan() -> None:
-    replica = replica_after([demand("klinik-a", 600), demand("klinik-b", 500)])
+def test_a_decline_repools_the_material_and_reissues_accepted_shares() -> None:
+    """All or nothing per material: A accepts, B declines -> A and C are pooled again (A's
+    accepted share is cancelled and issued anew), and the new shares add up to what the
+    smaller pool really costs."""
+    alliance = Alliance.model_validate(
+        ALLIANCE.model_dump(mode="json")
+        | {
+            "agreements": {
+                "purchasing_pools": [
+                    {"partner_id": p, "materials": ["MASK-FFP2"]}
+                    for p in ("klinik-a", "klinik-b", "werk-nah")
+                ]
+            }
+        },
+        strict=False,
+    )
+    replica = replica_after(
+        [demand("klinik-a", 600), demand("klinik-b", 300), demand("werk-nah", 500)]
+    )
+    book = _book(quote("medsupply", [(0, 2.0), (1000, 1.5)]))
+
+    def snap(adjust: Adjustments) -> Scenario:
+        offers = book.offers(None, TODAY)
+        return build_snapshot(
+            alliance, replica.states.values(), PURCHASING, TODAY, NOW, adjust, offers
+        )
+
     core = Coordinator({PURCHASING.id: PURCHASING})
     run, _, _ = core.trigger(PURCHASING.id, "manual", NOW)
     core.approve(run.run_id, "coord-anna", "tok1", NOW)
     core.approve(run.run_id, "coord-ben", "tok2", NOW)
-    book = _book(quote("medsupply", [(0, 2.0), (1000, 1.5)]))
-    snap = snapshot_of(replica, PURCHASING, run.adjustments, book)
-    core.solved(run.run_id, solve(PURCHASING, snap, run_id=run.run_id), 0.01, NOW)
-    by_partner = {o.responder: o for o in run.current_orders()}
-    core.acknowledge(by_partner["klinik-a"].order_id, "klinik-a", True, None, NOW)
-    _, replan = core.acknowledge(by_partner["klinik-b"].order_id, "klinik-b", False, "", NOW)
+    core.solved(run.run_id, solve(PURCHASING, snap(run.adjustments), run_id=run.run_id), 0.01, NOW)
+    first = {o.responder: o for o in run.current_orders()}
+    assert first["klinik-a"].source.unit_price_pooled == pytest.approx(1.5)  # 1,400 together
+    core.acknowledge(first["klinik-a"].order_id, "klinik-a", True, None, NOW)
+    _, replan = core.acknowledge(first["klinik-b"].order_id, "klinik-b", False, "", NOW)
     assert replan
-    assert run.adjustments.excluded_demands == {
-        ("klinik-a", "MASK-FFP2"),
-        ("klinik-b", "MASK-FFP2"),
-    }
-    assert snapshot_of(replica, PURCHASING, run.adjustments, book).purchasing.demands == []
+    assert first["klinik-a"].state is OrderState.CANCELLED  # its price no longer holds
+    assert run.adjustments.excluded_demands == {("klinik-b", "MASK-FFP2")}
+    core.solved(run.run_id, solve(PURCHASING, snap(run.adjustments), run_id=run.run_id), 0.01, NOW)
+    second = {o.responder: o.source for o in run.current_orders()}
+    assert set(second) == {"klinik-a", "werk-nah"}
+    # 1,100 units still reach the 1,000 tier: the shares pay exactly the pool's bill
+    assert sum(s.cost_pooled for s in second.values()) == pytest.approx(1100 * 1.5)
+    assert all(s.cost_pooled <= s.cost_alone + 1e-9 for s in second.values())
 
 
 def test_withdrawn_and_changed_items_reach_the_snapshot() -> None:
