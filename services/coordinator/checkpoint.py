@@ -16,6 +16,7 @@ re-solve publishes a new revision; its orders replace the older ones).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,11 @@ def run_document(run: Run) -> dict[str, Any]:
     }
 
 
+def checkpoint_bytes(run: Run) -> bytes:
+    """A run's checkpoint file content (made where the run is changed: the event loop)."""
+    return orjson.dumps(run_document(run))
+
+
 def run_from_document(doc: dict[str, Any]) -> Run:
     """Rebuild a run; raises ``ValueError`` (or a pydantic error) on a malformed document."""
     if doc.get("format") != FORMAT:
@@ -152,21 +158,24 @@ class Checkpoints:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def save(self, runs: list[Run], consumed: dict[int, int]) -> None:
-        """Write the given runs, then the consumed offsets (answers up to there are in)."""
+    def save(self, documents: dict[str, bytes], consumed: dict[int, int]) -> None:
+        """Write run documents (:func:`checkpoint_bytes`, by run id), then the consumed
+        offsets (the answers before them are reflected in the files)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for run in runs:
-            _write(self.directory / f"{run.run_id}.json", run_document(run))
+        for run_id, document in documents.items():
+            _write(self.directory / f"{run_id}.json", document)
         if consumed:
-            _write(self.directory / "consumed.json", {str(p): o for p, o in consumed.items()})
+            offsets = {str(p): o for p, o in sorted(consumed.items())}
+            _write(self.directory / "consumed.json", orjson.dumps(offsets))
 
     def forget(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
             (self.directory / f"{run_id}.json").unlink(missing_ok=True)
 
-    def load(self) -> tuple[list[Run], dict[int, int]]:
-        """Every readable run and the consumed offsets; an unreadable file is logged and
-        skipped (the other runs are still recovered)."""
+    def load(self) -> tuple[list[Run], dict[int, int] | None]:
+        """Every readable run and the consumed offsets (``None``: the offsets file is
+        unreadable, so answers must be read again from the beginning). An unreadable run file
+        is logged, moved aside (``*.unreadable``) and skipped; the other runs recover."""
         if not self.directory.is_dir():
             return [], {}
         runs = []
@@ -175,20 +184,27 @@ class Checkpoints:
                 runs.append(run_from_document(orjson.loads(path.read_bytes())))
             except Exception as exc:  # one bad file must not stop recovery
                 log.error("checkpoint_unreadable", file=str(path), error=repr(exc)[:300])
-        consumed: dict[int, int] = {}
+                path.replace(path.with_suffix(".unreadable"))
+        consumed: dict[int, int] | None = {}
         offsets = self.directory / "consumed.json"
         if offsets.exists():
             try:
                 consumed = {int(p): int(o) for p, o in orjson.loads(offsets.read_bytes()).items()}
             except (ValueError, TypeError, AttributeError) as exc:
                 log.error("checkpoint_unreadable", file=str(offsets), error=repr(exc)[:300])
+                consumed = None
         return runs, consumed
 
 
-def _write(path: Path, document: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(orjson.dumps(document))
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+def _write(path: Path, content: bytes) -> None:
+    """Atomically: a temporary file of its own in the same folder, fsync, rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

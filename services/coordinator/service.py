@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from protocols.run import solve
 from schemas.alliance import Alliance
@@ -39,7 +39,7 @@ from services.common.topics import (
     QUOTES,
 )
 from services.coordinator import metrics
-from services.coordinator.checkpoint import Checkpoints, restore_into
+from services.coordinator.checkpoint import Checkpoints, checkpoint_bytes, restore_into
 from services.coordinator.core import Coordinator, Publish, Run
 from services.coordinator.quotes import QuoteBook
 from services.coordinator.replica import AllianceReplica
@@ -76,9 +76,15 @@ class CoordinatorService:
         self._solving: set[str] = set()
         self._outbox: list[Publish] = []
         self.checkpoints = checkpoints
-        self._dirty: set[str] = set()  # runs changed since the last checkpoint
+        # checkpoints hold only published state: runs changed but not yet published are held
+        # back, and answers count as read once their effects are published
+        self._dirty: set[str] = set()  # runs changed (and published) since the last checkpoint
+        self._answered: set[str] = set()  # changed by answers of the batch being published
+        self._publishing: set[str] = set()  # solved or expired, being published
         self._answers_read: dict[int, int] = {}  # partner-events partition -> next offset
+        self._answers_fetched: dict[int, int] = {}  # read, effects not yet published
         self._answers_saved: dict[int, int] = {}
+        self._checkpoint_lock = asyncio.Lock()
         self.ready = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -101,8 +107,20 @@ class CoordinatorService:
         alerts = await self._consumer(ALERTS.name, None)
         log.debug("consumer_ready", topic=ALERTS.name)
         recovered, answers_from = self.checkpoints.load() if self.checkpoints else ([], {})
+        for run in recovered:
+            if (
+                run.state is RunState.SOLVING
+                and self.store.path(run.run_id, run.revision + 1).exists()
+            ):
+                # it solved and may have published revision+1 before it stopped: the re-solve
+                # gets a fresh revision (new order ids; that record stays reproducible)
+                run.revision += 1
         restore_into(self.core, recovered)
-        acks = await self._consumer(PARTNER_EVENTS.name, answers_from or None)
+        if answers_from is None:  # unreadable offsets: answers are idempotent, read them all
+            answers_start: str | dict[int, int] | None = "beginning"
+        else:
+            answers_start = answers_from or None
+        acks = await self._consumer(PARTNER_EVENTS.name, answers_start)
         self._answers_read = {tp.partition: await acks.position(tp) for tp in acks.assignment()}
         log.debug("consumer_ready", topic=PARTNER_EVENTS.name)
         self._tasks = [
@@ -130,13 +148,15 @@ class CoordinatorService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        with contextlib.suppress(Exception):  # answers whose effects are not out yet
+            await self._flush_answers()
         await self._checkpoint()
         for consumer in self._consumers:
             await stop_client(consumer)
         if self.producer is not None:
             await stop_client(self.producer)
 
-    async def _consumer(self, topic: str, offsets: dict[int, int] | None) -> AIOKafkaConsumer:
+    async def _consumer(self, topic: str, offsets: str | dict[int, int] | None) -> AIOKafkaConsumer:
         consumer = await assigned_consumer(
             self.bootstrap,
             topic,
@@ -156,28 +176,40 @@ class CoordinatorService:
                         await handler(tp.partition, record.offset, record.value)
                     except Exception:  # a bad record must not stop the coordinator
                         log.exception("record_failed", topic=tp.topic, offset=record.offset)
-                self._read(tp, records[-1].offset + 1 if records else None)
-            if self._outbox:  # answers of a whole fetched batch are published together
-                outbox, self._outbox = self._outbox, []
-                await self._publish(outbox)
+                if tp.topic == PARTNER_EVENTS.name and records:
+                    self._answers_fetched[tp.partition] = records[-1].offset + 1
+            await self._flush_answers()
 
-    def _read(self, tp: TopicPartition, next_offset: int | None) -> None:
-        if tp.topic == PARTNER_EVENTS.name and next_offset is not None:
-            self._answers_read[tp.partition] = next_offset
+    async def _flush_answers(self) -> None:
+        """Publish what the answers of a fetched batch caused (together), then count them as
+        read: a checkpoint never holds an answer whose effects were not published."""
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            await self._publish(outbox)
+        self._dirty |= self._answered
+        self._answered.clear()
+        self._answers_read.update(self._answers_fetched)
+        self._answers_fetched.clear()
 
     async def _checkpoint(self) -> None:
-        """Write the runs changed since the last checkpoint (off the event loop)."""
-        answers = dict(self._answers_read)
-        if self.checkpoints is None or not (self._dirty or answers != self._answers_saved):
+        """Write the runs changed and published since the last checkpoint. One at a time;
+        documents are made on the event loop (consistent), only the writing runs in a thread."""
+        if self.checkpoints is None:
             return
-        runs = [self.core.runs[r] for r in sorted(self._dirty) if r in self.core.runs]
-        self._dirty.clear()
-        try:
-            await asyncio.to_thread(self.checkpoints.save, runs, answers)
-            self._answers_saved = answers
-        except OSError:
-            log.exception("checkpoint_failed", runs=len(runs))
-            self._dirty.update(r.run_id for r in runs)
+        async with self._checkpoint_lock:
+            answers = dict(self._answers_read)
+            held = self._answered | self._publishing
+            ready = sorted(r for r in self._dirty - held if r in self.core.runs)
+            if not ready and answers == self._answers_saved:
+                return
+            documents = {r: checkpoint_bytes(self.core.runs[r]) for r in ready}
+            self._dirty.difference_update(ready)
+            try:
+                await asyncio.to_thread(self.checkpoints.save, documents, answers)
+                self._answers_saved = answers
+            except OSError:
+                log.exception("checkpoint_failed", runs=len(documents))
+                self._dirty.update(documents)
 
     # -- inputs -----------------------------------------------------------------------------
     async def _on_changelog(self, partition: int, offset: int, value: bytes | None) -> None:
@@ -232,7 +264,7 @@ class CoordinatorService:
         self._outbox.extend(messages)
         run_id = self.core.order_index.get(ack.order_id)
         if messages and run_id:
-            self._dirty.add(run_id)
+            self._answered.add(run_id)  # until the batch's outbox is published
         if replan and run_id:
             self._schedule_solve(run_id, time.time())
 
@@ -335,24 +367,32 @@ class CoordinatorService:
             )
             result = await asyncio.to_thread(solve, protocol, snapshot, run_id=run_id)
             seconds = time.perf_counter() - started
+            self._publishing.add(run_id)
             messages = self.core.solved(run_id, result, seconds, time.time())
-            self.store.save(result.record, run.revision, protocol, snapshot, offsets)
+            # the record first (every published decision is reproducible), off the loop
+            await asyncio.to_thread(
+                self.store.save, result.record, run.revision, protocol, snapshot, offsets
+            )
         except Exception as exc:
             log.exception("solve_failed", run_id=run_id)
+            self._publishing.add(run_id)
             messages = self.core.failed(run_id, repr(exc), time.time())
             seconds = time.perf_counter() - started
         finally:
             self._solving.discard(run_id)
         # the decision summary and run state first (operators, dashboards), then the orders
         first = [m for m in messages if m.topic != PARTNER_ORDERS.name]
-        await self._publish(first)
-        await self._publish([m for m in messages if m.topic == PARTNER_ORDERS.name])
+        try:
+            await self._publish(first)
+            await self._publish([m for m in messages if m.topic == PARTNER_ORDERS.name])
+        finally:
+            self._publishing.discard(run_id)
+        if run.decision is not None and run.state is not RunState.FAILED:
+            metrics.TRIGGER_TO_DECISION.observe(max(0.0, time.time() - run.triggered_at))
         self._dirty.add(run_id)
         await self._checkpoint()
         metrics.SOLVE_SECONDS.labels(protocol.id).observe(seconds)
         metrics.RUNS.labels(protocol.id, run.state.value).inc()
-        if run.decision is not None and run.state is not RunState.FAILED:
-            metrics.TRIGGER_TO_DECISION.observe(max(0.0, time.time() - run.triggered_at))
         log.info(
             "run_solved",
             run_id=run_id,
@@ -380,21 +420,29 @@ class CoordinatorService:
         last_expiry = 0.0
         while True:
             await asyncio.sleep(self.tick_seconds)
-            now = time.time()
-            if now - last_expiry >= 3600:
-                last_expiry = now
-                self.expire(now)
+            try:
+                last_expiry = await self._tick(last_expiry)
+            except Exception:  # deadlines, retention and checkpoints must go on
+                log.exception("tick_failed")
+
+    async def _tick(self, last_expiry: float) -> float:
+        now = time.time()
+        if now - last_expiry >= 3600:
+            last_expiry = now
+            self.expire(now)
+        published = {r.run_id for r in self.core.runs.values() if r.state is RunState.PUBLISHED}
+        self._publishing |= published
+        try:
             messages, replan = self.core.tick(now)
             await self._publish(messages)
-            if messages:  # orders expired: the published runs changed
-                self._dirty.update(
-                    r.run_id
-                    for r in self.core.runs.values()
-                    if r.state.active or r.run_id in replan
-                )
-            for run_id in replan:
-                self._schedule_solve(run_id, now)
-            await self._checkpoint()
+        finally:
+            self._publishing -= published
+        if messages:  # orders expired: those runs changed
+            self._dirty |= published
+        for run_id in replan:
+            self._schedule_solve(run_id, now)
+        await self._checkpoint()
+        return last_expiry
 
     async def _publish(self, messages: list[Publish]) -> None:
         if not messages:

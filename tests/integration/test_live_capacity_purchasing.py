@@ -12,12 +12,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.common.topics import LEDGER_CHANGELOG, PARTNER_ORDERS, RUNS
+from services.common.topics import DECISIONS, LEDGER_CHANGELOG, PARTNER_ORDERS, RUNS
 from tests.integration.coordinator_stack import CoordinatorStack, partner_event, start_stack
 from tests.integration.kafka_helpers import TopicCollector
 
@@ -90,7 +91,7 @@ def stack(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 async def topics(bootstrap: str) -> AsyncIterator[dict[str, TopicCollector]]:
     collectors = {
         name: await TopicCollector(bootstrap, name).start()
-        for name in (PARTNER_ORDERS.name, RUNS.name, LEDGER_CHANGELOG.name)
+        for name in (PARTNER_ORDERS.name, RUNS.name, LEDGER_CHANGELOG.name, DECISIONS.name)
     }
     yield collectors
     for collector in collectors.values():
@@ -129,6 +130,23 @@ async def in_ledger(changelog: TopicCollector, event_ids: list[str]) -> None:
         await asyncio.sleep(0.05)
 
 
+async def all_orders_of(
+    topics: dict[str, TopicCollector], run_id: str, copies_per_order: int
+) -> list[dict[str, Any]]:
+    """Wait for every OrderIssued copy of the run's first decision (the copies travel on the
+    recipients' partitions, so seeing one says nothing about the others)."""
+    [decision] = await topics[DECISIONS.name].wait_for(
+        lambda d: d.get("run_id") == run_id and d.get("revision") == 1, timeout=60
+    )
+    return await topics[PARTNER_ORDERS.name].wait_for(
+        lambda o: (
+            o.get("type") == "OrderIssued" and o.get("run_id") == run_id and o["revision"] == 1
+        ),
+        count=decision["orders"] * copies_per_order,
+        timeout=30,
+    )
+
+
 def issued(orders: TopicCollector, run_id: str) -> list[dict[str, Any]]:
     return orders.values(lambda o: o.get("type") == "OrderIssued" and o.get("run_id") == run_id)
 
@@ -160,10 +178,8 @@ async def test_capacity_assignments_from_live_offers_decline_and_replan(
     status, run = stack.api("POST", "/v1/protocols/live-capacity/runs", anna)
     assert status == 202, run
     run_id = run["run_id"]
-    await orders.wait_for(
-        lambda o: o.get("run_id") == run_id and o["recipient"] == "werk-fern", timeout=60
-    )
-    await orders.wait_for(lambda o: o.get("run_id") == run_id and o["recipient"] == "klinik-a")
+    # all of the decision's order copies (they travel on the recipients' partitions)
+    await all_orders_of(topics, run_id, copies_per_order=2)  # provider + partner in need
     first = {o["recipient"]: o for o in issued(orders, run_id) if o["must_answer"]}
     assert {p: o["order"]["hours"] for p, o in first.items()} == {
         "werk-nah": pytest.approx(10),  # the near plant's hours first
@@ -252,11 +268,7 @@ async def test_purchase_shares_from_live_demands_and_a_quote(
     status, run = stack.api("POST", "/v1/protocols/live-purchasing/runs", anna)
     assert status == 202, run
     run_id = run["run_id"]
-    for partner in ("klinik-a", "klinik-b"):
-        await orders.wait_for(
-            lambda o, p=partner: o.get("run_id") == run_id and o["recipient"] == p,  # type: ignore[misc]
-            timeout=60,
-        )
+    await all_orders_of(topics, run_id, copies_per_order=1)  # a share goes to its partner only
     shares = {o["recipient"]: o for o in issued(orders, run_id)}
     assert set(shares) == {"klinik-a", "klinik-b"}
     for partner, share in shares.items():
@@ -279,10 +291,10 @@ async def test_purchase_shares_from_live_demands_and_a_quote(
     assert stack.api("GET", "/v1/purchasing/quotes", anna) == (200, [])
 
 
-async def test_runs_survive_a_coordinator_restart_and_answers_sent_meanwhile_count(
+async def test_runs_survive_a_coordinator_crash_and_answers_sent_meanwhile_count(
     stack: CoordinatorStack, topics: dict[str, TopicCollector], producer: AIOKafkaProducer
 ) -> None:
-    orders, changelog = topics[PARTNER_ORDERS.name], topics[LEDGER_CHANGELOG.name]
+    changelog = topics[LEDGER_CHANGELOG.name]
     anna = stack.tokens["coord-anna"]
     await in_ledger(changelog, [await partner_event(producer, offer("werk-nah", "o3", 12))])
     await in_ledger(
@@ -307,14 +319,17 @@ async def test_runs_survive_a_coordinator_restart_and_answers_sent_meanwhile_cou
     status, run = stack.api("POST", "/v1/protocols/live-capacity/runs", anna)
     assert status == 202, run
     run_id = run["run_id"]
-    await topics[RUNS.name].wait_for(
-        lambda r: r["run_id"] == run_id and r["state"] == "published", timeout=60
-    )
-    to_answer = await orders.wait_for(
-        lambda o: o.get("run_id") == run_id and o.get("must_answer") is True, timeout=30
-    )
+    to_answer = [
+        o for o in await all_orders_of(topics, run_id, copies_per_order=2) if o["must_answer"]
+    ]
     assert to_answer
-    stack.coordinator.stop()
+    # the checkpoint written after the publish, then a crash (no clean stop writes anything)
+    checkpoint = Path(stack.env["VERBUND_DATA_DIR"]) / "coordinator-state" / f"{run_id}.json"
+    deadline = time.monotonic() + 10
+    while not (checkpoint.exists() and b'"published"' in checkpoint.read_bytes()):
+        assert time.monotonic() < deadline, "no checkpoint of the published run"
+        await asyncio.sleep(0.05)
+    stack.coordinator.kill()
     # the providers answer while the coordinator is down
     for order in to_answer:
         await partner_event(

@@ -3,12 +3,14 @@ rebuilt from them carries on (answers, re-plans, the one-run-per-scope rule)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from schemas.coordination import OrderState, RunState
 from schemas.protocol import ApprovalPolicy
 from services.coordinator.checkpoint import (
     Checkpoints,
+    checkpoint_bytes,
     restore_into,
     run_document,
     run_from_document,
@@ -47,10 +49,11 @@ def test_document_round_trip_keeps_everything_the_core_uses() -> None:
 def test_restored_core_accepts_answers_and_keeps_one_run_per_scope(tmp_path: Path) -> None:
     core, run_id = _published()
     store = Checkpoints(tmp_path)
-    store.save(list(core.runs.values()), {0: 17, 3: 4})
-    (tmp_path / "run-garbage.json").write_text("{not json")  # skipped, the rest recovers
+    store.save({r: checkpoint_bytes(run) for r, run in core.runs.items()}, {0: 17, 3: 4})
+    (tmp_path / "run-garbage.json").write_text("{not json")  # moved aside, the rest recovers
     runs, consumed = store.load()
     assert [r.run_id for r in runs] == [run_id] and consumed == {0: 17, 3: 4}
+    assert (tmp_path / "run-garbage.unreadable").exists()
 
     fresh = Coordinator({PROTO.id: PROTO})
     restore_into(fresh, runs)
@@ -78,3 +81,36 @@ def test_a_run_awaiting_approval_keeps_its_approvals() -> None:
     assert fresh.runs[run.run_id].approvals == {"coord-anna": "tok-a"}
     fresh.approve(run.run_id, "coord-ben", "tok-b", NOW)
     assert fresh.runs[run.run_id].state is RunState.SOLVING
+
+
+def test_commitments_of_every_kind_round_trip() -> None:
+    """What accepted capacity assignments and settled or declined purchase demands left in
+    a run's adjustments survives the restart (a re-plan after it must not reuse them)."""
+    core, run_id = _published()
+    run = core.runs[run_id]
+    adjust = run.adjustments
+    adjust.hours_given["werk.o1"] = 10.0
+    adjust.hours_received["klinik.steri"] = 10.0
+    adjust.excluded_offers.add("werk.o2")
+    adjust.excluded_demands.update({("klinik-b", "MASK-FFP2"), ("klinik-c", "GLOVES")})
+    back = run_from_document(run_document(run))
+    assert back.adjustments == adjust
+
+
+def test_unreadable_offsets_mean_read_answers_again(tmp_path: Path) -> None:
+    store = Checkpoints(tmp_path)
+    (tmp_path / "consumed.json").write_text("[1, 2")
+    assert store.load() == ([], None)
+
+
+def test_overlapping_saves_leave_readable_files(tmp_path: Path) -> None:
+    """Saves from several threads at once (each with its own temporary file)."""
+    core, run_id = _published()
+    document = {run_id: checkpoint_bytes(core.runs[run_id])}
+    store = Checkpoints(tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: store.save(document, {0: i, 1: i}), range(400)))
+    runs, consumed = store.load()
+    assert [r.run_id for r in runs] == [run_id]
+    assert consumed is not None and consumed[0] == consumed[1]
+    assert not list(tmp_path.glob("*.tmp"))
