@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from schemas.common import Contract, MaterialId, Timestamp
 from schemas.coordination import CommandId, Principal
@@ -35,10 +35,11 @@ class SupplierQuoteSet(Contract):
     token_id: str = Field(default="", max_length=64)
     at: Timestamp
 
-    @model_validator(mode="after")
-    def _increasing(self) -> SupplierQuoteSet:
-        check_tiers(self.tiers)
-        return self
+    @field_validator("tiers")
+    @classmethod
+    def _increasing(cls, tiers: list[PriceTier]) -> list[PriceTier]:
+        check_tiers(tiers)  # reported on the field ``tiers``
+        return tiers
 
     @property
     def key(self) -> tuple[str, str]:

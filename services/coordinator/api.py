@@ -90,7 +90,11 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def run_view(run: Run, detail: bool = False) -> dict[str, Any]:
+# what a purchase share says about money: coordinators only (prices stay inside the pool)
+PRICE_FIELDS = ("unit_price_pooled", "cost_pooled", "cost_alone", "saving")
+
+
+def run_view(run: Run, detail: bool = False, prices: bool = True) -> dict[str, Any]:
     view = run.summary()
     view["triggered_at"] = datetime.fromtimestamp(run.triggered_at, UTC).isoformat()
     if detail and run.decision is not None:
@@ -101,7 +105,10 @@ def run_view(run: Run, detail: bool = False) -> dict[str, Any]:
             "explanation": decision.explanation,
             "requested_by_tier": decision.requested_by_tier,
             "unmet_by_tier": decision.unmet_by_tier,
-            "total_cost": decision.total_cost,
+            # a pool's total is a price figure too
+            "total_cost": decision.total_cost
+            if prices or decision.kind != "joint_purchasing"
+            else None,
         }
         view["order_list"] = [
             {
@@ -111,11 +118,15 @@ def run_view(run: Run, detail: bool = False) -> dict[str, Any]:
                 "responder": o.responder,
                 "informed": list(o.informed),
                 "state": o.state.value,
-                "order": o.payload,
+                "order": o.payload if prices or o.kind != "purchase" else _no_prices(o.payload),
             }
             for o in run.orders.values()
         ]
     return view
+
+
+def _no_prices(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k not in PRICE_FIELDS}
 
 
 async def list_protocols(request: web.Request) -> web.Response:
@@ -162,7 +173,8 @@ async def get_run(request: web.Request) -> web.Response:
     run = request.app[SERVICE_KEY].core.runs.get(request.match_info["run_id"])
     if run is None:
         return not_found(request)
-    return web.json_response(run_view(run, detail=True))
+    prices = principal_of(request).role is Role.COORDINATOR
+    return web.json_response(run_view(run, detail=True, prices=prices))
 
 
 async def approve_run(request: web.Request) -> web.Response:
@@ -238,6 +250,8 @@ async def _record_quote(request: web.Request, fields: dict[str, Any]) -> web.Res
         )
     except ValidationError as exc:
         return _invalid_quote(field_error_details(exc))
+    except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. an integer beyond 64 bits
+        return _invalid_quote([{"field": "(body)", "problem": f"not representable: {exc}"}])
     await request.app[SERVICE_KEY].set_quote(quote)
     return web.json_response(quote_view(quote))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,7 +22,10 @@ from schemas.scenario import (
     ScenarioPosition,
     SupplierOffer,
 )
+from services.common.logging import get_logger
 from services.ledger.state import PartitionState
+
+log = get_logger("coordinator.snapshot")
 
 
 @dataclass
@@ -42,8 +46,14 @@ class Adjustments:
 
 
 def need_key(partner_id: str, need_id: str) -> str:
-    """Scenario need id for a partner's need (need ids are only unique per partner)."""
-    return f"{partner_id}.{need_id}"[:64]
+    """Scenario item id for a partner's need or offer (their ids are only unique per partner).
+
+    At most 64 characters: a longer ``partner.item`` keeps its start and ends in a hash of
+    the whole, so two long ids of one partner never collide."""
+    key = f"{partner_id}.{need_id}"
+    if len(key) <= 64:
+        return key
+    return f"{key[:51]}~{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def in_scope(protocol: Protocol, sector: str, region: str, material: str | None = None) -> bool:
@@ -119,6 +129,15 @@ class _Inputs:
     capacity_needs: list[CapacityNeed] = field(default_factory=list)
     purchase_demands: list[PurchaseDemand] = field(default_factory=list)
 
+    def _unit_ok(self, material: str, unit: str) -> bool:
+        """One unit per material in a snapshot: the first seen (positions first) wins; an
+        item in another unit is left out and logged, never added up with the others."""
+        known = self.units.setdefault(material, unit)
+        if known != unit:
+            log.warning("snapshot_unit_mismatch", material=material, unit=unit, expected=known)
+            return False
+        return True
+
     def _member(self, partner_id: str, material: str | None = None) -> bool:
         partner = self.partners.get(partner_id)
         return partner is not None and (
@@ -128,7 +147,7 @@ class _Inputs:
     def stock(self, state: PartitionState) -> None:
         adjust = self.adjust
         for (partner_id, site, material), record in state.positions.items():
-            if not self._member(partner_id, material):
+            if not self._member(partner_id, material) or not self._unit_ok(material, record.unit):
                 continue
             on_hand = record.on_hand - adjust.given.get((partner_id, site, material), 0.0)
             if (partner_id, site, material) in adjust.excluded_donors:
@@ -143,9 +162,10 @@ class _Inputs:
                     daily_consumption=record.daily_consumption,
                 )
             )
-            self.units.setdefault(material, record.unit)
         for (partner_id, need_id), need in state.needs.items():
-            if not self._member(partner_id, need.material_id):
+            if not self._member(partner_id, need.material_id) or not self._unit_ok(
+                need.material_id, need.unit
+            ):
                 continue
             key = need_key(partner_id, need_id)
             quantity = need.quantity - adjust.received.get(key, 0.0)
@@ -162,7 +182,6 @@ class _Inputs:
                     criticality=Criticality(need.criticality),
                 )
             )
-            self.units.setdefault(need.material_id, need.unit)
 
     def capacity(self, state: PartitionState, now: float) -> None:
         adjust = self.adjust
@@ -203,7 +222,7 @@ class _Inputs:
 
     def demands(self, state: PartitionState) -> None:
         for (partner_id, material), demand in state.purchase_demands.current.items():
-            if not self._member(partner_id, material):
+            if not self._member(partner_id, material) or not self._unit_ok(material, demand.unit):
                 continue
             if (partner_id, material) in self.adjust.excluded_demands:
                 continue
@@ -212,4 +231,3 @@ class _Inputs:
                     partner_id=partner_id, material_id=material, quantity=demand.quantity
                 )
             )
-            self.units.setdefault(material, demand.unit)

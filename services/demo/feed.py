@@ -7,6 +7,7 @@ real partners do; the partner bridge forwards), else straight to ``verbund.partn
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from schemas.alliance import Alliance
 from services.common.kafka import durable_producer
 from services.common.logging import get_logger
 from services.common.topics import PARTNER_EVENTS, partner_events_topic
-from services.demo.quotes import seed_quotes_async
+from services.demo.quotes import seed_quotes
 from services.demo.simulation import Simulation
 
 log = get_logger("demo")
@@ -34,7 +35,8 @@ async def run_feed(
     simulation = Simulation(alliance, disruption_at_tick=disruption_at_tick)
     producer = durable_producer(bootstrap, options)
     await producer.start()
-    quotes = asyncio.create_task(seed_quotes_async())  # the coordinator may still be starting
+    # the coordinator may still be starting; a daemon thread never delays the demo's stop
+    threading.Thread(target=seed_quotes, name="demo-quotes", daemon=True).start()
     sent = 0
     try:
         while ticks is None or simulation.tick < ticks:
@@ -59,6 +61,5 @@ async def run_feed(
                 )
             await asyncio.sleep(tick_seconds)
     finally:
-        quotes.cancel()
         await producer.stop()
     return sent

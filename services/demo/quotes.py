@@ -3,7 +3,6 @@ like a coordinator would (``verbund purchasing quote set``)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 
@@ -40,7 +39,3 @@ def seed_quotes(timeout: float = 60.0) -> int:
                 time.sleep(1.0)
     log.info("demo_quotes_set", quotes=len(DEMO_QUOTES))
     return len(DEMO_QUOTES)
-
-
-async def seed_quotes_async(timeout: float = 60.0) -> int:
-    return await asyncio.to_thread(seed_quotes, timeout)

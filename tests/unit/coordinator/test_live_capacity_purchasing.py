@@ -313,3 +313,18 @@ def test_quote_book_newest_wins_withdrawal_expiry_and_bad_records() -> None:
 def test_quote_tiers_must_increase() -> None:
     with pytest.raises(ValueError, match="strictly increasing"):
         quote("a", [(100, 2.0), (0, 2.5)])
+
+
+def test_long_item_ids_of_one_partner_do_not_collide() -> None:
+    partner = "p" + "x" * 39
+    a, b = need_key(partner, "n" * 63 + "a"), need_key(partner, "n" * 63 + "b")
+    assert a != b and len(a) <= 64 and len(b) <= 64
+    assert need_key("klinik-a", "steri") == "klinik-a.steri"  # short ids stay readable
+
+
+def test_a_material_is_never_added_up_across_units() -> None:
+    kg = demand("klinik-b", 5) | {"unit": "kg"}
+    replica = replica_after([demand("klinik-a", 600), kg])
+    snap = snapshot_of(replica, PURCHASING)
+    assert [(d.partner_id, d.quantity) for d in snap.purchasing.demands] == [("klinik-a", 600)]
+    assert [(m.id, m.unit.value) for m in snap.materials] == [("MASK-FFP2", "pcs")]
