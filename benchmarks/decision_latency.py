@@ -187,7 +187,9 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
         "VERBUND_PROTOCOLS_DIR": str(library),
         "VERBUND_COORDINATOR_TOKENS_FILE": str(workdir / "tokens.yaml"),
         "VERBUND_COORDINATOR_PORT": str(port),
-        "VERBUND_LOG_LEVEL": "WARNING",
+        # --verbose: the coordinator logs each run's phases (sync, snapshot, solve, record,
+        # publish) in workdir/coordinator.log
+        "VERBUND_LOG_LEVEL": "INFO" if args.verbose else "WARNING",
         "VERBUND_METRICS_PORT": str(ledger_metrics),
     }
     procs = [

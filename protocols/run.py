@@ -79,6 +79,9 @@ class RunResult:
     record: RunRecord
     timings: Timings
     violations: list[str] = field(default_factory=list)
+    # the snapshot's canonical JSON (what ``record.snapshot_hash`` hashes): a run store
+    # writes these bytes instead of serialising the snapshot again
+    snapshot_json: bytes = b""
 
 
 def solver_choice(protocol: Protocol, solver: str | None = None) -> SolverChoice:
@@ -118,7 +121,7 @@ def _solve(
     opt = protocol.optimization
     timings = Timings()
     out = _Outcome()
-    hashes: tuple[str, str] | None = None
+    hashes: tuple[str, str, bytes] | None = None
     problems: list[
         tuple[TransportProblem, reallocation.MaterialProblem | capacity.CapabilityProblem]
     ] = []
@@ -192,7 +195,7 @@ def _solve(
             }
         )
     start = time.perf_counter()
-    protocol_hash, snapshot_hash = hashes or _input_hashes(protocol, snapshot)
+    protocol_hash, snapshot_hash, snapshot_json = hashes or _input_hashes(protocol, snapshot)
     record = RunRecord(
         run_id=run_id,
         protocol_id=protocol.id,
@@ -211,11 +214,13 @@ def _solve(
         status=decision.status,
     )
     timings.record_s += time.perf_counter() - start
-    return RunResult(decision, record, timings, violations)
+    return RunResult(decision, record, timings, violations, snapshot_json)
 
 
-def _input_hashes(protocol: Protocol, snapshot: Scenario) -> tuple[str, str]:
-    return sha256(protocol.to_json_bytes()), sha256(snapshot.to_json_bytes())
+def _input_hashes(protocol: Protocol, snapshot: Scenario) -> tuple[str, str, bytes]:
+    """Protocol hash, snapshot hash and the snapshot's canonical JSON."""
+    snapshot_json = snapshot.to_json_bytes()
+    return sha256(protocol.to_json_bytes()), sha256(snapshot_json), snapshot_json
 
 
 @dataclass

@@ -352,8 +352,10 @@ class CoordinatorService:
         run = self.core.runs[run_id]
         protocol = run.protocol
         started = time.perf_counter()
+        phases: dict[str, float] = {}
         try:
             await self._sync_replica()
+            phases["sync"] = time.perf_counter() - started
             now = time.time()
             offsets = dict(self.replica.offsets)
             snapshot = build_snapshot(
@@ -365,14 +367,23 @@ class CoordinatorService:
                 run.adjustments,
                 self.quotes.offers(None, _today(now)),
             )
+            phases["snapshot"] = time.perf_counter() - started - sum(phases.values())
             result = await asyncio.to_thread(solve, protocol, snapshot, run_id=run_id)
+            phases["solve"] = time.perf_counter() - started - sum(phases.values())
             seconds = time.perf_counter() - started
             self._publishing.add(run_id)
             messages = self.core.solved(run_id, result, seconds, time.time())
             # the record first (every published decision is reproducible), off the loop
             await asyncio.to_thread(
-                self.store.save, result.record, run.revision, protocol, snapshot, offsets
+                self.store.save,
+                result.record,
+                run.revision,
+                protocol,
+                snapshot,
+                offsets,
+                result.snapshot_json,
             )
+            phases["record"] = time.perf_counter() - started - sum(phases.values())
         except Exception as exc:
             log.exception("solve_failed", run_id=run_id)
             self._publishing.add(run_id)
@@ -387,6 +398,7 @@ class CoordinatorService:
             await self._publish([m for m in messages if m.topic == PARTNER_ORDERS.name])
         finally:
             self._publishing.discard(run_id)
+        phases["publish"] = time.perf_counter() - started - sum(phases.values())
         if run.decision is not None and run.state is not RunState.FAILED:
             metrics.TRIGGER_TO_DECISION.observe(max(0.0, time.time() - run.triggered_at))
         self._dirty.add(run_id)
@@ -401,6 +413,7 @@ class CoordinatorService:
             revision=run.revision,
             seconds=round(seconds, 3),
             orders=len(run.current_orders()),
+            phases_ms={k: round(v * 1000, 1) for k, v in phases.items()},
         )
 
     def expire(self, now: float) -> list[str]:

@@ -48,20 +48,24 @@ class RunStore:
         protocol: Protocol,
         snapshot: Scenario,
         offsets: dict[int, int],
+        snapshot_json: bytes = b"",
     ) -> Path:
-        """Write record + protocol + snapshot atomically (tmp file, fsync, rename)."""
+        """Write record + protocol + snapshot atomically (tmp file, fsync, rename).
+
+        ``snapshot_json``: the snapshot's canonical JSON when the caller has it (the run
+        hashed exactly these bytes); otherwise the snapshot is serialised here."""
         path = self.path(record.run_id, revision)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "record": record.model_dump(mode="json"),
             "revision": revision,
             "protocol": protocol.model_dump(mode="json"),
-            "snapshot": snapshot.model_dump(mode="json"),
+            "snapshot": orjson.Fragment(snapshot_json or snapshot.to_json_bytes()),
             "changelog_offsets": {str(p): o for p, o in sorted(offsets.items())},
         }
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as handle:
-            handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+            handle.write(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(path)

@@ -7,6 +7,7 @@ partition first, and reading stops at the marker's acknowledged offset.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -82,9 +83,12 @@ async def append_markers(
     A reader that has consumed a partition past its marker has seen every record written
     to it before the marker.
     """
-    ends = {}
-    for partition in partitions:
-        marker = orjson.dumps({"v": 1, "p": partition, "marker": reason})
-        meta = await producer.send_and_wait(topic, marker, partition=partition)
-        ends[partition] = meta.offset
-    return ends
+    # sent together, acknowledged together: one round trip, not one per partition
+    pending = [
+        await producer.send(
+            topic, orjson.dumps({"v": 1, "p": partition, "marker": reason}), partition=partition
+        )
+        for partition in partitions
+    ]
+    metas = await asyncio.gather(*pending)
+    return {partition: meta.offset for partition, meta in zip(partitions, metas, strict=True)}
