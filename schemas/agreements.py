@@ -10,9 +10,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from schemas.common import Contract, MaterialId, PartnerId
+from schemas.common import Capability, Contract, MaterialId, PartnerId
 
-Capability = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,39}$", examples=["cnc-milling"])]
 Share = Annotated[float, Field(ge=0, le=1)]
 
 

@@ -130,3 +130,16 @@ __all__ = [
     "Timestamp",
     "Unit",
 ]
+
+# an id a partner chooses for one of its items (a need, an offer): unique per partner
+ItemId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+_NAME = r"^[a-z][a-z0-9_-]{1,39}$"
+Capability = Annotated[
+    str,
+    Field(
+        pattern=_NAME,
+        description="A production capability, e.g. cnc-milling, sterilisation.",
+        examples=["cnc-milling"],
+    ),
+]
+Qualification = Annotated[str, Field(pattern=_NAME, examples=["iso-13485"])]

@@ -14,11 +14,14 @@ from pydantic import ConfigDict, Field, TypeAdapter, field_validator, model_vali
 
 from schemas import SCHEMA_VERSION
 from schemas.common import (
+    Capability,
     Contract,
     Criticality,
     EventId,
+    ItemId,
     MaterialId,
     PartnerId,
+    Qualification,
     Quantity,
     SiteId,
     Timestamp,
@@ -77,15 +80,10 @@ class CapacityOffered(Envelope):
     """Idle production capacity a partner offers to the alliance."""
 
     type: Literal["CapacityOffered"] = "CapacityOffered"
-    offer_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    offer_id: ItemId
     site_id: SiteId
-    capability: Annotated[
-        str,
-        Field(pattern=r"^[a-z][a-z0-9_-]{1,39}$", description="e.g. cnc-milling, sterilisation"),
-    ]
-    qualifications: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,39}$")]] = Field(
-        default_factory=list, max_length=50
-    )
+    capability: Capability
+    qualifications: list[Qualification] = Field(default_factory=list, max_length=50)
     hours: Quantity = Field(description="Machine hours offered in the window.")
     available_from: Timestamp
     available_until: Timestamp
@@ -101,7 +99,7 @@ class NeedReported(Envelope):
     """An explicit need: the partner will run short of a material."""
 
     type: Literal["NeedReported"] = "NeedReported"
-    need_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    need_id: ItemId
     site_id: SiteId
     material_id: MaterialId
     unit: Unit
@@ -114,15 +112,10 @@ class CapacityNeeded(Envelope):
     """Production the partner cannot do itself: hours of a capability it needs from others."""
 
     type: Literal["CapacityNeeded"] = "CapacityNeeded"
-    need_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    need_id: ItemId
     site_id: SiteId
-    capability: Annotated[
-        str,
-        Field(pattern=r"^[a-z][a-z0-9_-]{1,39}$", description="e.g. cnc-milling, sterilisation"),
-    ]
-    required_qualifications: list[
-        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,39}$")]
-    ] = Field(default_factory=list, max_length=50)
+    capability: Capability
+    required_qualifications: list[Qualification] = Field(default_factory=list, max_length=50)
     hours: Quantity = Field(description="Machine hours needed; 0 withdraws the need.")
     needed_by: date
     criticality: Criticality

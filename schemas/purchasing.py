@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from schemas.common import Contract, MaterialId, Timestamp
+from schemas.common import Contract, ItemId, MaterialId, Timestamp
 from schemas.coordination import CommandId, Principal
-from schemas.scenario import ItemId, PriceTier, SupplierOffer, check_tiers
+from schemas.scenario import PriceTier, SupplierOffer, check_tiers
 
 
 class SupplierQuoteSet(Contract):

@@ -26,11 +26,20 @@ from schemas.agreements import (
     SurplusSharingAgreement,
 )
 from schemas.alliance import Partner, Site
-from schemas.common import Contract, Criticality, MaterialId, PartnerId, Quantity, SiteId, Unit
+from schemas.common import (
+    Capability,
+    Contract,
+    Criticality,
+    ItemId,
+    MaterialId,
+    PartnerId,
+    Qualification,
+    Quantity,
+    SiteId,
+    Unit,
+)
 from schemas.errors import field_errors
 
-ItemId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Capability = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,39}$", examples=["cnc-milling"])]
 Share = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -76,7 +85,7 @@ class CapacityOffer(Contract):
     partner_id: PartnerId
     site_id: SiteId
     capability: Capability
-    qualifications: list[Capability] = Field(default_factory=list)
+    qualifications: list[Qualification] = Field(default_factory=list)
     hours: Quantity
 
 
@@ -85,7 +94,7 @@ class CapacityNeed(Contract):
     partner_id: PartnerId
     site_id: SiteId
     capability: Capability
-    required_qualifications: list[Capability] = Field(default_factory=list)
+    required_qualifications: list[Qualification] = Field(default_factory=list)
     hours: Quantity
     needed_by: date
     criticality: Criticality | None = None
