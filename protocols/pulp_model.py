@@ -4,6 +4,18 @@ Constraint names are deterministic: ``<family>__<group>__<index>``. The
 lexicographic objective (tiers strictly, optional max-min fairness within a
 tier, then cost) is solved as a sequence of stages; each stage optimum is fixed
 as a constraint (family ``tier_priority`` / ``fairness``) before the next one.
+
+What is fixed is a certified value, not the solver's stage objective: the plan a
+stage returns may deliver a little more to its tier than an exact plan can,
+through the fixing slack of the tiers above it and rows violated within the
+solver's feasibility tolerance (see :class:`_Certificate`). Fixing the raw value
+made the later stages demand that surplus: with supply exactly covering tiers 1-2,
+tier 3 "reached" 1.5e-7 (the 5e-8 + 1e-7 slack of tiers 1-2), this was fixed as
+tier 3's requirement, and the cost LP was feasible only in a 1e-9 wide sliver
+where tiers 1-2 are short by their slack; HiGHS' presolve (feasibility tolerance
+1e-7) declared it infeasible. A certified value is never above the exact optimum,
+so the lexicographic optimum satisfies every fixed row with the stage tolerance
+to spare, at every stage.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pulp
 
 from protocols.solvers import SolverChoice, make_pulp_solver, pulp_status
@@ -169,6 +182,63 @@ def _flows(model: PulpModel) -> np.ndarray:
     return np.array([max(0.0, v.value() or 0.0) for v in model.x], dtype=np.float64)
 
 
+class _Certificate:
+    """Stage values to fix: never above the lexicographic optimum (see the module doc).
+
+    While no fixed value exceeds the lexicographic optimum ``x_lex``, every stage LP
+    contains ``x_lex``, so a stage's optimum receives at least what ``x_lex`` does:
+    a stage plan's receipts (capped at each need) are an upper bound, kept for each
+    fixed tier. A stage plan ``x`` may receive more than ``x_lex`` for its tier
+    through the fixing slack of the tiers above and rows violated within the
+    solver's feasibility tolerance. Its excess bounds that in units of flow: supply
+    given beyond a capacity, minimum fill missed, and how far each fixed tier is
+    below its upper bound. Bringing ``x`` back to exact rows and to ``x_lex``'s
+    higher-tier totals moves at most that many units, each along one augmenting
+    path, which takes it from at most one other need (transportation LP). So the
+    exact optimum is at least ``received(x) - excess`` for a tier total and
+    ``ratio(x) - excess / smallest need`` for a minimum fill ratio: these certified
+    values are what is fixed. With whole units, packs or minimum shipments the path
+    argument does not hold exactly, but the excess is then solver noise far below
+    one pack or shipment.
+    """
+
+    def __init__(self, problem: TransportProblem) -> None:
+        self.problem = problem
+        fraction = np.array([problem.min_fill_of(t) for t in problem.sink_tier.tolist()])
+        self.min_fill = fraction * problem.demand
+        self.upper: list[tuple[npt.NDArray[np.bool_], float]] = []  # fixed tier: sinks, bound
+
+    def _received(self, flows: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], float]:
+        """Receipts per sink (capped at the need) and the plan's excess."""
+        p = self.problem
+        inflow = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks))
+        outflow = np.bincount(p.arc_source, weights=flows, minlength=len(p.sources))
+        excess = float(np.clip(outflow - p.capacity, 0.0, None).sum())
+        excess += float(np.clip(self.min_fill - inflow, 0.0, None).sum())
+        excess += sum(max(0.0, bound - float(inflow[mask].sum())) for mask, bound in self.upper)
+        return np.minimum(inflow, p.demand), excess
+
+    def _mask(self, sinks: list[int]) -> npt.NDArray[np.bool_]:
+        mask = np.zeros(len(self.problem.sinks), dtype=bool)
+        mask[sinks] = True
+        return mask
+
+    def fix_total(self, flows: npt.NDArray[np.float64], sinks: list[int]) -> float:
+        """The certified total of a tier's stage plan; its receipts become the tier's bound."""
+        received, excess = self._received(flows)
+        mask = self._mask(sinks)
+        total = float(received[mask].sum())
+        self.upper.append((mask, total))
+        return max(0.0, total - excess)
+
+    def fill_ratio(self, flows: npt.NDArray[np.float64], sinks: list[int]) -> float:
+        """The certified minimum fill ratio of a tier's fairness stage plan."""
+        received, excess = self._received(flows)
+        demand = self.problem.demand[sinks]
+        ratio = float((received[sinks] / demand).min()) - excess / float(demand.min())
+        return min(1.0, max(0.0, ratio))
+
+
 def solve_lexicographic(problem: TransportProblem, choice: SolverChoice) -> TransportSolution:
     """Tiers strictly (with optional fairness), then least cost, with PuLP."""
     deadline = _Deadline(choice.time_limit_s)
@@ -179,6 +249,7 @@ def solve_lexicographic(problem: TransportProblem, choice: SolverChoice) -> Tran
         if problem.options.min_fill and _needs_fill(problem):
             return explain_infeasible(problem, choice, solution)
         return solution
+    certificate = _Certificate(problem)
     for tier in problem.tiers:
         sinks = [j for j, s in enumerate(problem.sinks) if s.tier == tier and s.demand > 0]
         if problem.options.fairness:
@@ -198,7 +269,7 @@ def solve_lexicographic(problem: TransportProblem, choice: SolverChoice) -> Tran
             status = _solve(model, choice, deadline)
             if status is not SolveStatus.OPTIMAL:
                 return _stop(problem, choice, model, solution, status)
-            value = float(z.value() or 0.0)
+            value = certificate.fill_ratio(_flows(model), sinks)
             solution.stages.append((f"min fill ratio tier {tier}", value))
             model.add(
                 "fairness",
@@ -211,7 +282,7 @@ def solve_lexicographic(problem: TransportProblem, choice: SolverChoice) -> Tran
         status = _solve(model, choice, deadline)
         if status is not SolveStatus.OPTIMAL:
             return _stop(problem, choice, model, solution, status)
-        value = float(pulp.value(inflow) or 0.0)
+        value = certificate.fix_total(_flows(model), sinks)
         solution.stages.append((f"fulfilled tier {tier}", value))
         model.add(
             "tier_priority",

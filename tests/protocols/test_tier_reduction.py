@@ -215,14 +215,11 @@ def test_degenerate_scenarios_fast_path_equals_independent_lp(donors, needs):
     assert fast.decision.total_cost == pytest.approx(ref_cost, rel=1e-6, abs=1e-3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, not from this path: the PuLP path fixes each tier optimum with a 1e-9 "
-    "slack, the slack of tiers 1-2 (1.5e-7) is left for tier 3 when supply is exactly "
-    "used up, and its cost LP is then reported infeasible by HiGHS (CBC solves it)",
-)
-def test_pulp_path_when_supply_exactly_covers_the_higher_tiers():
-    # found by test_degenerate_scenarios_...: 150 surplus, tier 1 50, tier 2 100, tier 3 10
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_pulp_path_when_supply_exactly_covers_the_higher_tiers(solver):
+    # found by test_degenerate_scenarios_...: 150 surplus, tier 1 50, tier 2 100, tier 3 10.
+    # The PuLP path used to fix tier 3 at the 1.5e-7 its stage took from the fixing slack
+    # of tiers 1-2, and HiGHS declared the cost LP infeasible (see protocols.pulp_model).
     sc = scenario(
         [("d0", 150.0, 0.0, 1.0, 8.0)],
         [("n0", 1, 50.0, 8.0), ("n1", 2, 100.0, 8.0), ("n2", 3, 10.0, 8.0)],
@@ -230,8 +227,11 @@ def test_pulp_path_when_supply_exactly_covers_the_higher_tiers():
     fast = solve(protocol(), sc)
     assert fast.decision.status is SolveStatus.OPTIMAL
     assert fast.decision.unmet_by_tier == {1: 0.0, 2: 0.0, 3: 10.0}
-    slow = solve(protocol(), sc, use_fast_path=False)
+    slow = solve(protocol(), sc, solver=solver, use_fast_path=False)
     assert slow.decision.status is SolveStatus.OPTIMAL
+    assert slow.violations == []
+    assert slow.decision.unmet_by_tier == {1: 0.0, 2: 0.0, 3: 10.0}
+    assert slow.decision.total_cost == pytest.approx(fast.decision.total_cost, abs=1e-6)
 
 
 def _batch_problems():
