@@ -6,16 +6,24 @@ tier, then cost) is solved as a sequence of stages; each stage optimum is fixed
 as a constraint (family ``tier_priority`` / ``fairness``) before the next one.
 
 What is fixed is a certified value, not the solver's stage objective: the plan a
-stage returns may deliver a little more to its tier than an exact plan can,
-through the fixing slack of the tiers above it and rows violated within the
-solver's feasibility tolerance (see :class:`_Certificate`). Fixing the raw value
-made the later stages demand that surplus: with supply exactly covering tiers 1-2,
-tier 3 "reached" 1.5e-7 (the 5e-8 + 1e-7 slack of tiers 1-2), this was fixed as
-tier 3's requirement, and the cost LP was feasible only in a 1e-9 wide sliver
-where tiers 1-2 are short by their slack; HiGHS' presolve (feasibility tolerance
-1e-7) declared it infeasible. A certified value is never above the exact optimum,
-so the lexicographic optimum satisfies every fixed row with the stage tolerance
-to spare, at every stage.
+stage returns may deliver a little more to its tier than an exact plan can, through
+rows violated within the solver's feasibility tolerance and any room the tiers
+above leave (see :class:`_Certificate`). Stages used to fix the raw value minus a
+1e-9 slack (``transport.stage_tolerance``, still used by the fast staged path): a
+stage took the slack of the tiers above whenever supply was the binding
+constraint, so with supply exactly covering tiers 1-2, tier 3 "reached" 1.5e-7
+(the 5e-8 + 1e-7 slack of tiers 1-2). That noise was fixed as tier 3's requirement
+and the cost LP was feasible only in a sliver where tiers 1-2 are short by their
+slack, far below HiGHS' 1e-7 feasibility tolerance; its presolve declared the LP
+infeasible (CBC solved it). Now:
+
+- a certified value is at most what the previous stage's plan, made exact, reaches,
+  so every stage LP has an exact feasible plan;
+- it is never above the lexicographic optimum (the certificate counts every unit a
+  plan holds back from the higher tiers), so every stage LP contains that optimum
+  and no later tier can claim supply the higher tiers are owed;
+- hence it is fixed without slack: a slack would only let the later stages and the
+  cost LP take it from the higher tiers.
 """
 
 from __future__ import annotations
@@ -34,7 +42,6 @@ from protocols.transport import (
     TIER_WORDS,
     TransportProblem,
     TransportSolution,
-    stage_tolerance,
 )
 
 
@@ -274,7 +281,7 @@ def solve_lexicographic(problem: TransportProblem, choice: SolverChoice) -> Tran
             model.add(
                 "fairness",
                 constraint_name("fairness_fix", problem.group, f"t{tier}"),
-                _expr([(z, 1.0)]) >= value - stage_tolerance(value),
+                _expr([(z, 1.0)]) >= value,
             )
         inflow = _sink_inflow(model, sinks)
         model.lp.setObjective(inflow)
@@ -287,7 +294,7 @@ def solve_lexicographic(problem: TransportProblem, choice: SolverChoice) -> Tran
         model.add(
             "tier_priority",
             constraint_name("tier_priority", problem.group, f"t{tier}"),
-            inflow >= value - stage_tolerance(value),
+            inflow >= value,
         )
     cost = _expr([(model.x[a], float(problem.arc_cost[a])) for a in range(problem.n_arcs)])
     model.lp.setObjective(cost)
