@@ -46,6 +46,11 @@ def reference_lexicographic(donors, needs):
         a_ub.append([1.0 if p[1] == j else 0.0 for p in pairs])
         b_ub.append(needs[j][2])
     unmet = {}
+    # A tier's stage may use the fixing slack of the tiers above (a unit of slack buys at
+    # most one unit), so each tier is fixed with its own slack plus theirs: fixing it with
+    # its own slack alone left an LP HiGHS declares infeasible when supply exactly covers
+    # the higher tiers.
+    slack = 0.0
     for tier in (1, 2, 3):
         mask = np.array([1.0 if needs[p[1]][1] == tier else 0.0 for p in pairs])
         demand = sum(q for _, t, q, _ in needs if t == tier)
@@ -55,8 +60,9 @@ def reference_lexicographic(donors, needs):
         assert res.status == 0
         best = -res.fun
         unmet[tier] = demand - best
+        slack += 1e-9 * max(1.0, best)
         a_ub.append(list(-mask))
-        b_ub.append(-best + 1e-9 * max(1.0, best))
+        b_ub.append(-best + slack)
     res = linprog(cost, A_ub=np.array(a_ub), b_ub=b_ub, bounds=(0, None), method="highs")
     assert res.status == 0
     return unmet, float(res.fun)
