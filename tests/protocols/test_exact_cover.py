@@ -208,6 +208,53 @@ def test_exactly_covered_tiers_with_fairness_highs_equals_cbc(problem):
 
 
 @st.composite
+def covered_whole_unit_problems(draw: st.DrawFn) -> TransportProblem:
+    """Integer needs and capacities, supply exactly D1, D1 + D2 or all needs; whole units
+    or a minimum shipment of 2 (MILP, PuLP only)."""
+    sinks = draw(
+        st.lists(
+            st.tuples(
+                st.one_of(st.sampled_from([0, 5, 10, 50]), st.integers(0, 60)),
+                st.integers(1, 3),
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    cover = draw(st.sampled_from(COVERS[:3]))
+    event(f"supply covers {cover}")
+    total = int(covered(cover, tier_demand([(float(d), t) for d, t in sinks])))
+    cuts = sorted(draw(st.lists(st.integers(0, total), max_size=2)))
+    caps = [float(b - a) for a, b in itertools.pairwise([0, *cuts, total])]
+    pairs = complete(len(caps), len(sinks))
+    if not draw(st.booleans()):
+        keep = draw(st.lists(st.booleans(), min_size=len(pairs), max_size=len(pairs)))
+        pairs = [p for p, k in zip(pairs, keep, strict=True) if k]
+    costs = draw(
+        st.lists(st.sampled_from([0.0, 1.0, 2.5]), min_size=len(pairs), max_size=len(pairs))
+    )
+    whole_units = draw(st.booleans())
+    event("whole units" if whole_units else "minimum shipment 2")
+    options = TransportOptions(step=1.0) if whole_units else TransportOptions(min_lot=2.0)
+    return make_problem(caps, [(float(d), t) for d, t in sinks], pairs, costs, options)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(covered_whole_unit_problems())
+def test_exactly_covered_tiers_milp_highs_equals_cbc(problem):
+    highs = solve_lexicographic(problem, SolverChoice("highs"))
+    cbc = solve_lexicographic(problem, SolverChoice("cbc"))
+    assert highs.status is cbc.status is SolveStatus.OPTIMAL
+    assert_feasible(problem, highs)
+    assert_feasible(problem, cbc)
+    a, b = objective(problem, highs), objective(problem, cbc)
+    assert_same_vector(a, b, problem)
+    if problem.options.step is not None:
+        # integer data: the transportation LP has an integral lexicographic optimum
+        assert_same_vector(a, objective(problem, solve_fast(problem, 60.0)), problem)
+
+
+@st.composite
 def covered_scenarios(draw: st.DrawFn):
     """Donors whose surplus above safety stock (times their share) adds up exactly to D1,
     D1 + D2 or all needs; safety stock may equal on hand; equal distances tie costs."""
