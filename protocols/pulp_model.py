@@ -177,12 +177,32 @@ class _Deadline:
         return max(0.01, self.end - time.monotonic())
 
 
-def _solve(model: PulpModel, choice: SolverChoice, deadline: _Deadline) -> SolveStatus:
+def _solve(
+    model: PulpModel, choice: SolverChoice, deadline: _Deadline, presolve: bool = True
+) -> SolveStatus:
     try:
-        model.lp.solve(make_pulp_solver(choice, deadline.left()))
+        model.lp.solve(make_pulp_solver(choice, deadline.left(), presolve))
     except pulp.PulpSolverError:
         return SolveStatus.ERROR
     return pulp_status(model.lp)
+
+
+def _stage(model: PulpModel, choice: SolverChoice, deadline: _Deadline, first: bool) -> SolveStatus:
+    """Solve one lexicographic stage.
+
+    Only the first stage can be infeasible (a conflict of rules, explained by
+    :func:`explain_infeasible`): every later stage has a feasible plan, the previous
+    stage's (see :class:`_Certificate`), so "infeasible" there is the solver misjudging
+    it. Seen with fairness and whole units or minimum shipments: HiGHS' MIP presolve and
+    CBC's MIP preprocessing reject a stage that the previous plan satisfies exactly.
+    Such a stage is solved once more without them; if that fails too, it is a solver
+    error.
+    """
+    status = _solve(model, choice, deadline)
+    if first or status is not SolveStatus.INFEASIBLE:
+        return status
+    status = _solve(model, choice, deadline, presolve=False)
+    return SolveStatus.ERROR if status is SolveStatus.INFEASIBLE else status
 
 
 def _flows(model: PulpModel) -> np.ndarray:
@@ -273,7 +293,7 @@ def solve_lexicographic(problem: TransportProblem, choice: SolverChoice) -> Tran
                 )
             model.lp.setObjective(_expr([(z, 1.0)]))
             model.lp.sense = pulp.LpMaximize
-            status = _solve(model, choice, deadline)
+            status = _stage(model, choice, deadline, first=not solution.stages)
             if status is not SolveStatus.OPTIMAL:
                 return _stop(problem, choice, model, solution, status)
             value = certificate.fill_ratio(_flows(model), sinks)
@@ -286,7 +306,7 @@ def solve_lexicographic(problem: TransportProblem, choice: SolverChoice) -> Tran
         inflow = _sink_inflow(model, sinks)
         model.lp.setObjective(inflow)
         model.lp.sense = pulp.LpMaximize
-        status = _solve(model, choice, deadline)
+        status = _stage(model, choice, deadline, first=not solution.stages)
         if status is not SolveStatus.OPTIMAL:
             return _stop(problem, choice, model, solution, status)
         value = certificate.fix_total(_flows(model), sinks)
@@ -299,7 +319,7 @@ def solve_lexicographic(problem: TransportProblem, choice: SolverChoice) -> Tran
     cost = _expr([(model.x[a], float(problem.arc_cost[a])) for a in range(problem.n_arcs)])
     model.lp.setObjective(cost)
     model.lp.sense = pulp.LpMinimize
-    status = _solve(model, choice, deadline)
+    status = _stage(model, choice, deadline, first=False)
     if status is not SolveStatus.OPTIMAL:
         return _stop(problem, choice, model, solution, status)
     solution.flows = _flows(model)
@@ -326,6 +346,12 @@ def _stop(
         )
     elif status is SolveStatus.INFEASIBLE:
         return explain_infeasible(problem, choice, solution)
+    elif model.lp.status == pulp.LpStatusInfeasible:
+        solution.explanation = (
+            f"{problem.group}: the solver declared a stage infeasible although the previous "
+            "stage's plan satisfies it (also without presolve); solver trouble, not a "
+            "conflict of rules: try the other solver"
+        )
     else:
         solution.explanation = f"{problem.group}: the solver failed (status {model.lp.status})"
     return solution

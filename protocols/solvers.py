@@ -32,11 +32,22 @@ def solver_version(name: str) -> str:
     return f"CBC (bundled with pulp {pulp.__version__})"
 
 
-def make_pulp_solver(choice: SolverChoice, time_limit_s: float | None = None) -> Any:
+def make_pulp_solver(
+    choice: SolverChoice, time_limit_s: float | None = None, presolve: bool = True
+) -> Any:
+    """``presolve=False``: no presolve (HiGHS), no presolve and no MIP preprocessing (CBC)."""
     limit = max(0.01, time_limit_s if time_limit_s is not None else choice.time_limit_s)
     if choice.name == "highs":
-        return pulp.HiGHS(msg=False, timeLimit=limit, gapRel=choice.mip_gap, threads=1)
-    return pulp.PULP_CBC_CMD(msg=False, timeLimit=limit, gapRel=choice.mip_gap, threads=1)
+        off: dict[str, Any] = {} if presolve else {"presolve": "off"}
+        return pulp.HiGHS(msg=False, timeLimit=limit, gapRel=choice.mip_gap, threads=1, **off)
+    return pulp.PULP_CBC_CMD(
+        msg=False,
+        timeLimit=limit,
+        gapRel=choice.mip_gap,
+        threads=1,
+        presolve=None if presolve else False,
+        options=None if presolve else ["preprocess off"],
+    )
 
 
 def pulp_status(problem: pulp.LpProblem) -> SolveStatus:
