@@ -28,6 +28,7 @@ from schemas.coordination import ApproveRun, RejectRun, RunState, TriggerProtoco
 from schemas.events import OrderAcknowledged
 from schemas.protocol import Protocol
 from schemas.purchasing import SupplierQuoteSet
+from services.common.gc_control import QuietCollector
 from services.common.kafka import assigned_consumer, durable_producer, stop_client
 from services.common.logging import get_logger
 from services.common.topics import (
@@ -61,6 +62,7 @@ class CoordinatorService:
         tick_seconds: float = 1.0,
         kafka_options: Mapping[str, Any] | None = None,
         checkpoints: Checkpoints | None = None,
+        collector: QuietCollector | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.kafka_options = dict(kafka_options or {})  # kafka_client_options(settings)
@@ -76,6 +78,8 @@ class CoordinatorService:
         self._solving: set[str] = set()
         self._outbox: list[Publish] = []
         self.checkpoints = checkpoints
+        # full garbage collections between runs (the process entry defers the automatic ones)
+        self.collector = collector
         # checkpoints hold only published state: runs changed but not yet published are held
         # back, and answers count as read once their effects are published
         self._dirty: set[str] = set()  # runs changed (and published) since the last checkpoint
@@ -455,7 +459,16 @@ class CoordinatorService:
         for run_id in replan:
             self._schedule_solve(run_id, now)
         await self._checkpoint()
+        self._collect_if_quiet()
         return last_expiry
+
+    def _collect_if_quiet(self) -> None:
+        if self.collector is None:
+            return
+        started = time.perf_counter()
+        kind = self.collector.tick(busy=bool(self._solving or self._publishing))
+        if kind is not None:
+            log.debug("gc_collected", kind=kind, ms=round((time.perf_counter() - started) * 1e3, 1))
 
     async def _publish(self, messages: list[Publish]) -> None:
         if not messages:
