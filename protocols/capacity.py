@@ -2,8 +2,9 @@
 
 One transportation problem per capability: offers are sources (offered hours),
 capacity needs are sinks (needed hours, tier); a lane exists only when the
-provider lends that capability by agreement and holds every qualification the
-need requires (and, optionally, is close enough).
+provider lends that capability by agreement, holds every qualification the
+need requires, offers it from a day no later than the need's date (and,
+optionally, is close enough).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from protocols.transport import (
     build_arcs,
 )
 from schemas.protocol import CapacityParameters, Scope
-from schemas.scenario import CapacityOffer, Scenario
+from schemas.scenario import CapacityNeed, CapacityOffer, Scenario
 
 
 def lends(scenario: Scenario, offer: CapacityOffer) -> bool:
@@ -42,8 +43,16 @@ def lends(scenario: Scenario, offer: CapacityOffer) -> bool:
     )
 
 
+def in_time(offer: CapacityOffer, need: CapacityNeed) -> bool:
+    """Whether the offer can be used by the need's date (its window starts no later)."""
+    return offer.available_from is None or offer.available_from <= need.needed_by
+
+
 def vocabulary(params: CapacityParameters) -> Vocabulary:
-    lanes = "only qualified providers (capability and every required qualification)"
+    lanes = (
+        "only qualified providers (capability and every required qualification)"
+        " whose capacity is available by the need's date"
+    )
     if params.max_distance_km is not None:
         lanes += f" within {params.max_distance_km:g} km"
     return Vocabulary(
@@ -103,6 +112,7 @@ def build_problems(
                     [
                         o.partner_id != n.partner_id
                         and set(n.required_qualifications) <= set(o.qualifications)
+                        and in_time(o, n)
                         for n in needs
                     ]
                     for o in offers

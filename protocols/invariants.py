@@ -199,7 +199,8 @@ def check_tier_priority(
 
 
 def check_capacity(scenario: Scenario, params: CapacityParameters, decision: Decision) -> list[str]:
-    """supply/lanes for capacity: within offered hours, only qualified lending providers."""
+    """supply/lanes for capacity: within offered hours, only qualified lending providers
+    whose offer starts by the need's date."""
     offers = {o.offer_id: o for o in scenario.capacity_offers}
     needs = {n.need_id: n for n in scenario.capacity_needs}
     used: dict[str, float] = defaultdict(float)
@@ -211,6 +212,11 @@ def check_capacity(scenario: Scenario, params: CapacityParameters, decision: Dec
             problems.append(f"lanes: offer {a.offer_id} lacks qualifications for {a.need_id}")
         if not capacity.lends(scenario, offer) or offer.capability != need.capability:
             problems.append(f"lanes: offer {a.offer_id} may not serve {a.need_id}")
+        if not capacity.in_time(offer, need):
+            problems.append(
+                f"lanes: offer {a.offer_id} starts {offer.available_from} after {a.need_id}"
+                f" is due ({need.needed_by})"
+            )
     for offer_id, hours in sorted(used.items()):
         if hours > offers[offer_id].hours + _tol(offers[offer_id].hours):
             problems.append(f"supply: offer {offer_id} assigned {hours:g} h > offered")

@@ -13,11 +13,17 @@ from __future__ import annotations
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from schemas.agreements import (
     Agreements,
@@ -87,6 +93,22 @@ class CapacityOffer(Contract):
     capability: Capability
     qualifications: list[Qualification] = Field(default_factory=list)
     hours: Quantity
+    available_from: date | None = Field(
+        default=None,
+        description=(
+            "First day the offered capacity can be used: the offer serves only needs due on "
+            "or after it (none: available now)."
+        ),
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_open_start(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """No ``available_from`` key when unset: snapshots recorded before the field existed
+        keep their hash (``verbund replay``)."""
+        data = handler(self)
+        if self.available_from is None and isinstance(data, dict):
+            data.pop("available_from", None)
+        return data
 
 
 class CapacityNeed(Contract):

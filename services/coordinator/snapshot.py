@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from schemas.agreements import Agreements
 from schemas.alliance import Alliance, Partner
@@ -43,6 +43,10 @@ class Adjustments:
     hours_received: dict[str, float] = field(default_factory=dict)
     # (partner, material) purchase demands settled (accepted) or dropped (declined/expired)
     excluded_demands: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _day(ts: float) -> date:
+    return datetime.fromtimestamp(ts, UTC).date()
 
 
 def need_key(partner_id: str, need_id: str) -> str:
@@ -200,6 +204,9 @@ class _Inputs:
                     capability=offer.capability,
                     qualifications=list(offer.qualifications),
                     hours=hours,
+                    available_from=(
+                        _day(offer.available_from) if offer.available_from > now else None
+                    ),
                 )
             )
         for (partner_id, need_id), need in state.capacity_needs.current.items():

@@ -148,6 +148,42 @@ def test_unqualified_provider_gets_no_assignment():
     assert r.decision.unmet_by_tier[1] == pytest.approx(20)
 
 
+@pytest.mark.parametrize(
+    ("available_from", "assigned"),
+    [("2026-11-25", 0.0), ("2026-11-24", 16.0), ("2026-11-01", 16.0)],
+)
+def test_capacity_available_only_after_the_need_is_due_is_not_assigned(available_from, assigned):
+    """klinikum-nord's sterilisation need is due 2026-11-24; pharma-west's offer serves it only
+    if its capacity is available by then."""
+    from schemas.scenario import parse_scenario
+
+    data = load_scenario(SCENARIOS / "small.yaml").model_dump(mode="json")
+    data["capacity_offers"][1]["available_from"] = available_from
+    r = solve(load_library().protocols["capacity-sharing"], parse_scenario(data))
+    assert r.decision.status is SolveStatus.OPTIMAL and r.violations == []
+    hours = sum(a.hours for a in r.decision.capacity_assignments if a.need_id == "c-kn-steri")
+    assert hours == pytest.approx(assigned)
+    assert r.decision.unmet_by_tier[1] == pytest.approx(20 - assigned)
+
+
+def test_invariants_catch_an_assignment_from_capacity_available_too_late():
+    from protocols.invariants import check_capacity
+    from schemas.scenario import parse_scenario
+
+    data = load_scenario(SCENARIOS / "small.yaml").model_dump(mode="json")
+    protocol = load_library().protocols["capacity-sharing"]
+    decision = solve(protocol, parse_scenario(data)).decision
+    data["capacity_offers"][1]["available_from"] = "2026-11-30"
+    late = check_capacity(parse_scenario(data), protocol.optimization, decision)
+    assert late == ["lanes: offer pw-steri starts 2026-11-30 after c-kn-steri is due (2026-11-24)"]
+
+
+def test_offers_without_a_start_day_serialise_as_before():
+    """Snapshots recorded before offers had ``available_from`` keep their hash."""
+    sc = load_scenario(SCENARIOS / "small.yaml")
+    assert all("available_from" not in o for o in sc.model_dump(mode="json")["capacity_offers"])
+
+
 @pytest.mark.parametrize("name", ["hospital-material-reallocation", "joint-purchasing"])
 def test_replay_reproduces_the_decision(name):
     sc = load_scenario(SCENARIOS / "medium.json")

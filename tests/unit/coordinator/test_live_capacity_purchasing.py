@@ -172,6 +172,21 @@ def test_capacity_snapshot_holds_offers_and_needs_but_no_stock_or_prices() -> No
     assert not other.purchasing.demands and not other.purchasing.suppliers
 
 
+def test_capacity_available_only_later_is_used_only_for_needs_due_after_it() -> None:
+    """werk-nah's offer starts in 5 days, after klinik-a's need is due: the far one serves."""
+    late = offer("werk-nah", "o1", 30) | {
+        "available_from": datetime.fromtimestamp(NOW + 5 * 86400, UTC).isoformat(),
+        "available_until": datetime.fromtimestamp(NOW + 9 * 86400, UTC).isoformat(),
+    }
+    near_late = [late, offer("werk-fern", "o2", 30), capacity_need("klinik-a", "x", 16)]
+    replica = replica_after(near_late)
+    snap = snapshot_of(replica, CAPACITY)
+    starts = {o.partner_id: o.available_from for o in snap.capacity_offers}
+    assert starts == {"werk-nah": date(2026, 11, 27), "werk-fern": None}
+    result = solve(CAPACITY, snap)
+    assert [a.provider_partner for a in result.decision.capacity_assignments] == ["werk-fern"]
+
+
 def test_capacity_run_assigns_near_hours_first_and_replans_after_a_decline() -> None:
     replica = replica_after(CAPACITY_EVENTS)
     core = Coordinator({CAPACITY.id: CAPACITY})
