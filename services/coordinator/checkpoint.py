@@ -10,7 +10,10 @@ answers applied twice are ignored by the core).
 
 The service writes the files of the runs that changed, after the change was published: a
 crash in between leaves the previous state on disk, and the core then repeats the step (a
-re-solve publishes a new revision; its orders replace the older ones).
+re-solve publishes a new revision; its orders replace the older ones). A new decision is the
+exception: its run is written *before* its messages go out, marked ``publish_pending``, so a
+restarted coordinator publishes them again (same order ids) instead of leaving partners with
+orders nobody tracks; the mark is cleared in the write after the publication.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ def run_document(run: Run) -> dict[str, Any]:
         "snapshot_hash": run.snapshot_hash,
         "data_partners": run.data_partners,
         "recipients": run.recipients,
+        "decision_hash": run.decision_hash,
+        "solve_seconds": run.solve_seconds,
+        "decided_at": run.decided_at,
+        "publish_pending": run.publish_pending,
         "decision": (
             run.decision.model_dump(mode="json", exclude=_DECISION_ORDERS)
             if run.decision is not None
@@ -124,6 +131,11 @@ def run_from_document(doc: dict[str, Any]) -> Run:
         snapshot_hash=doc["snapshot_hash"],
         data_partners=list(doc["data_partners"]),
         recipients=list(doc["recipients"]),
+        # files written before these fields existed: an already published decision
+        decision_hash=str(doc.get("decision_hash", "")),
+        solve_seconds=float(doc.get("solve_seconds", 0.0)),
+        decided_at=float(doc.get("decided_at", 0.0)),
+        publish_pending=bool(doc.get("publish_pending", False)),
     )
     for raw_order in doc["orders"]:
         source = raw_order["source"]

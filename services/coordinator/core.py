@@ -87,6 +87,12 @@ class Run:
     snapshot_hash: str = ""
     data_partners: list[str] = field(default_factory=list)
     recipients: list[str] = field(default_factory=list)
+    # the latest revision's decision, for publishing it (again)
+    decision_hash: str = ""
+    solve_seconds: float = 0.0
+    decided_at: float = 0.0
+    # decided, but its messages are not known to be out: published again (retry, restart)
+    publish_pending: bool = False
 
     @property
     def approvals_needed(self) -> int:
@@ -198,40 +204,52 @@ class Coordinator:
         solve_seconds: float,
         now: float,
     ) -> list[Publish]:
+        """Take a solve's decision as the run's next revision; the messages announcing it.
+
+        The run is ``publish_pending`` until :meth:`published` says they are out."""
         run = self._run(run_id)
         decision = result.decision
         run.revision += 1
         run.decision = decision
+        run.decision_hash = result.record.decision_hash
+        run.snapshot_hash = result.record.snapshot_hash
+        run.solve_seconds = solve_seconds
+        run.decided_at = now
         usable = decision.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
         orders = decision.orders() if usable else []
         respond_by = now + run.protocol.response_hours * 3600
-        messages: list[Publish] = []
-        respond_by_iso, now_iso = _dt(respond_by).isoformat(), _dt(now).isoformat()
         for order in orders:
             tracked = _track(run, order, respond_by)
             run.orders[tracked.order_id] = tracked
             self.order_index[tracked.order_id] = run.run_id
-            for recipient in (tracked.responder, *tracked.informed):
-                # the OrderIssued contract, serialised directly: thousands per decision
-                issued = {
-                    "type": "OrderIssued",
-                    "order_id": tracked.order_id,
-                    "run_id": run.run_id,
-                    "revision": run.revision,
-                    "recipient": recipient,
-                    "must_answer": recipient == tracked.responder,
-                    "kind": tracked.kind,
-                    "order": tracked.payload,
-                    "respond_by": respond_by_iso,
-                    "at": now_iso,
-                }
-                messages.append(
-                    Publish(PARTNER_ORDERS.name, recipient.encode(), orjson.dumps(issued))
-                )
         recipients = sorted({p for o in orders for p in o.partners()})
-        run.snapshot_hash = result.record.snapshot_hash
         run.recipients = recipients
         run.data_partners = sorted({f.partner_id for f in decision.fulfilment} | set(recipients))
+        if not usable:
+            run.state = RunState.FAILED
+            run.detail = decision.explanation or decision.status.value
+            self._release(run)
+        elif not orders:
+            run.state = RunState.COMPLETED
+            run.detail = "nothing to move"
+            self._release(run)
+        else:
+            run.state = RunState.PUBLISHED
+            run.detail = f"revision {run.revision}: {len(orders)} orders"
+        run.publish_pending = True
+        return self.decision_messages(run, now)
+
+    def decision_messages(self, run: Run, now: float) -> list[Publish]:
+        """The latest revision's decision summary, each of its pending orders to every
+        partner it concerns, and the run's state. What :meth:`solved` announces, and again
+        (:meth:`republish`) when that publication may have been cut short: the same order
+        ids, so a partner that got an order twice treats it as one."""
+        decision = run.decision
+        if decision is None:
+            return [self._run_updated(run, now, run.detail)]
+        current = run.current_orders()
+        now_iso = _dt(now).isoformat()
+        messages: list[Publish] = []
         summary = DecisionPublished(
             run_id=run.run_id,
             revision=run.revision,
@@ -244,28 +262,59 @@ class Coordinator:
             requested_by_tier={str(k): v for k, v in decision.requested_by_tier.items()},
             unmet_by_tier={str(k): v for k, v in decision.unmet_by_tier.items()},
             total_cost=decision.total_cost,
-            orders=len(orders),
-            partners=recipients,
-            decision_hash=result.record.decision_hash,
-            snapshot_hash=result.record.snapshot_hash,
-            solve_seconds=solve_seconds,
-            trigger_to_decision_seconds=max(0.0, now - run.triggered_at),
+            orders=len(current),
+            partners=run.recipients,
+            decision_hash=run.decision_hash,
+            snapshot_hash=run.snapshot_hash,
+            solve_seconds=run.solve_seconds,
+            trigger_to_decision_seconds=max(0.0, run.decided_at - run.triggered_at),
             at=_dt(now),
         )
-        messages.insert(0, _publish(DECISIONS.name, run.run_id, summary))
-        if not usable:
-            run.state = RunState.FAILED
-            run.detail = decision.explanation or decision.status.value
-            self._release(run)
-        elif not orders:
-            run.state = RunState.COMPLETED
-            run.detail = "nothing to move"
-            self._release(run)
-        else:
-            run.state = RunState.PUBLISHED
-            run.detail = f"revision {run.revision}: {len(orders)} orders"
+        messages.append(_publish(DECISIONS.name, run.run_id, summary))
+        deadlines: dict[float, str] = {}
+        for tracked in current:
+            if tracked.state is not OrderState.PENDING:
+                continue
+            respond_by = deadlines.get(tracked.respond_by)
+            if respond_by is None:
+                respond_by = deadlines[tracked.respond_by] = _dt(tracked.respond_by).isoformat()
+            for recipient in (tracked.responder, *tracked.informed):
+                # the OrderIssued contract, serialised directly: thousands per decision
+                issued = {
+                    "type": "OrderIssued",
+                    "order_id": tracked.order_id,
+                    "run_id": run.run_id,
+                    "revision": run.revision,
+                    "recipient": recipient,
+                    "must_answer": recipient == tracked.responder,
+                    "kind": tracked.kind,
+                    "order": tracked.payload,
+                    "respond_by": respond_by,
+                    "at": now_iso,
+                }
+                messages.append(
+                    Publish(PARTNER_ORDERS.name, recipient.encode(), orjson.dumps(issued))
+                )
         messages.append(self._run_updated(run, now, run.detail))
         return messages
+
+    def published(self, run_id: str) -> None:
+        """The decision messages of the run's latest revision are out."""
+        run = self.runs.get(run_id)
+        if run is not None:
+            run.publish_pending = False
+
+    def republish(self, run_id: str, now: float) -> list[Publish]:
+        """The messages of a decision whose publication may have been cut short (a crash, the
+        broker unreachable). Pending orders get a fresh deadline: partners may see them only
+        now."""
+        run = self._run(run_id)
+        if run.state is RunState.PUBLISHED:
+            respond_by = now + run.protocol.response_hours * 3600
+            for order in run.current_orders():
+                if order.state is OrderState.PENDING:
+                    order.respond_by = respond_by
+        return self.decision_messages(run, now)
 
     def failed(self, run_id: str, error: str, now: float) -> list[Publish]:
         run = self._run(run_id)
@@ -320,8 +369,8 @@ class Coordinator:
         messages: list[Publish] = []
         replan: list[str] = []
         for run in list(self.runs.values()):
-            if run.state is not RunState.PUBLISHED:
-                continue
+            if run.state is not RunState.PUBLISHED or run.publish_pending:
+                continue  # orders not known to be out do not expire
             expired = [
                 o
                 for o in run.current_orders()
@@ -427,6 +476,17 @@ class Coordinator:
             )
             for recipient in (order.responder, *order.informed)
         ]
+
+
+def take_back_undecided(run: Run) -> None:
+    """Restoring a run whose latest decision has no run record: its messages never went out
+    (a decision is published only after its record is written), so the run solves again;
+    the next revision gets a new number."""
+    for order in run.current_orders():
+        del run.orders[order.order_id]
+    run.state = RunState.SOLVING
+    run.publish_pending = False
+    run.detail = f"solving again: revision {run.revision} was not published"
 
 
 def _track(run: Run, order: Order, respond_by: float) -> TrackedOrder:

@@ -28,6 +28,7 @@ from schemas.coordination import ApproveRun, RejectRun, RunState, TriggerProtoco
 from schemas.events import OrderAcknowledged
 from schemas.protocol import Protocol
 from schemas.purchasing import SupplierQuoteSet
+from services.common.failpoints import crash_point
 from services.common.gc_control import QuietCollector
 from services.common.kafka import assigned_consumer, durable_producer, stop_client
 from services.common.logging import get_logger
@@ -41,7 +42,7 @@ from services.common.topics import (
 )
 from services.coordinator import metrics
 from services.coordinator.checkpoint import Checkpoints, checkpoint_bytes, restore_into
-from services.coordinator.core import Coordinator, Publish, Run
+from services.coordinator.core import Coordinator, Publish, Run, take_back_undecided
 from services.coordinator.quotes import QuoteBook
 from services.coordinator.replica import AllianceReplica
 from services.coordinator.snapshot import build_snapshot
@@ -85,6 +86,7 @@ class CoordinatorService:
         self._dirty: set[str] = set()  # runs changed (and published) since the last checkpoint
         self._answered: set[str] = set()  # changed by answers of the batch being published
         self._publishing: set[str] = set()  # solved or expired, being published
+        self._unpublished: set[str] = set()  # decisions to publish again (failed, restart)
         self._answers_read: dict[int, int] = {}  # partner-events partition -> next offset
         self._answers_fetched: dict[int, int] = {}  # read, effects not yet published
         self._answers_saved: dict[int, int] = {}
@@ -119,7 +121,11 @@ class CoordinatorService:
                 # it solved and may have published revision+1 before it stopped: the re-solve
                 # gets a fresh revision (new order ids; that record stays reproducible)
                 run.revision += 1
+        for run in recovered:
+            if run.publish_pending and not self.store.path(run.run_id, run.revision).exists():
+                take_back_undecided(run)
         restore_into(self.core, recovered)
+        self._unpublished |= {r.run_id for r in recovered if r.publish_pending}
         if answers_from is None:  # unreadable offsets: answers are idempotent, read them all
             answers_start: str | dict[int, int] | None = "beginning"
         else:
@@ -134,6 +140,7 @@ class CoordinatorService:
             asyncio.create_task(self._ticker()),
         ]
         self.ready.set()
+        await self._republish()  # decisions a stop may have cut short
         for run in recovered:  # a solve that a stop interrupted is done again
             if run.state is RunState.SOLVING:
                 self._schedule_solve(run.run_id, run.triggered_at)
@@ -377,15 +384,21 @@ class CoordinatorService:
             seconds = time.perf_counter() - started
             self._publishing.add(run_id)
             messages = self.core.solved(run_id, result, seconds, time.time())
-            # the record first (every published decision is reproducible), off the loop
-            await asyncio.to_thread(
-                self.store.save,
-                result.record,
-                run.revision,
-                protocol,
-                snapshot,
-                offsets,
-                result.snapshot_json,
+            # before anything goes out, off the loop and side by side: the run record (every
+            # published decision is reproducible) and the run marked publish_pending (a
+            # restart publishes it again). A decision without its record was never
+            # published: a restart takes it back (take_back_undecided).
+            await asyncio.gather(
+                asyncio.to_thread(
+                    self.store.save,
+                    result.record,
+                    run.revision,
+                    protocol,
+                    snapshot,
+                    offsets,
+                    result.snapshot_json,
+                ),
+                self._save_run(run_id),
             )
             phases["record"] = time.perf_counter() - started - sum(phases.values())
         except Exception as exc:
@@ -395,11 +408,9 @@ class CoordinatorService:
             seconds = time.perf_counter() - started
         finally:
             self._solving.discard(run_id)
-        # the decision summary and run state first (operators, dashboards), then the orders
-        first = [m for m in messages if m.topic != PARTNER_ORDERS.name]
+        crash_point("coordinator.before_publish")
         try:
-            await self._publish(first)
-            await self._publish([m for m in messages if m.topic == PARTNER_ORDERS.name])
+            await self._publish_decision(run_id, messages)
         finally:
             self._publishing.discard(run_id)
         phases["publish"] = time.perf_counter() - started - sum(phases.values())
@@ -433,6 +444,49 @@ class CoordinatorService:
             log.info("runs_expired", runs=len(expired), days=days)
         return sorted(expired)
 
+    async def _publish_decision(self, run_id: str, messages: list[Publish]) -> None:
+        """The decision summary and run state first (operators, dashboards), then the orders.
+        When the broker refuses, the decision is published again on the next ticks."""
+        first = [m for m in messages if m.topic != PARTNER_ORDERS.name]
+        try:
+            await self._publish(first)
+            await self._publish([m for m in messages if m.topic == PARTNER_ORDERS.name])
+        except Exception:
+            log.exception("decision_publish_failed", run_id=run_id, retry=True)
+            self._unpublished.add(run_id)
+            return
+        self.core.published(run_id)
+        self._unpublished.discard(run_id)
+
+    async def _republish(self) -> None:
+        """Publish again the decisions whose publication failed or a stop may have cut short
+        (same order ids; pending orders get a fresh deadline)."""
+        for run_id in sorted(self._unpublished):
+            run = self.core.runs.get(run_id)
+            if run is None or not run.publish_pending:
+                self._unpublished.discard(run_id)
+                continue
+            self._publishing.add(run_id)
+            try:
+                await self._publish_decision(run_id, self.core.republish(run_id, time.time()))
+            finally:
+                self._publishing.discard(run_id)
+            if not run.publish_pending:
+                log.info("decision_republished", run_id=run_id, revision=run.revision)
+                self._dirty.add(run_id)
+        await self._checkpoint()
+
+    async def _save_run(self, run_id: str) -> None:
+        """Write one run's checkpoint now, whatever else is held back."""
+        if self.checkpoints is None:
+            return
+        async with self._checkpoint_lock:
+            document = checkpoint_bytes(self.core.runs[run_id])
+            try:
+                await asyncio.to_thread(self.checkpoints.save, {run_id: document}, {})
+            except OSError:  # the decision still goes out; only its crash safety is lost
+                log.exception("checkpoint_failed", runs=1)
+
     async def _ticker(self) -> None:
         last_expiry = 0.0
         while True:
@@ -458,6 +512,8 @@ class CoordinatorService:
             self._dirty |= published
         for run_id in replan:
             self._schedule_solve(run_id, now)
+        if self._unpublished:
+            await self._republish()
         await self._checkpoint()
         self._collect_if_quiet()
         return last_expiry

@@ -9,6 +9,7 @@ receiving only its own orders. Quotes survive a coordinator restart.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,9 +19,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.common.failpoints import EXIT_CODE
 from services.common.topics import DECISIONS, LEDGER_CHANGELOG, PARTNER_ORDERS, RUNS
 from tests.integration.coordinator_stack import CoordinatorStack, partner_event, start_stack
-from tests.integration.kafka_helpers import TopicCollector
+from tests.integration.kafka_helpers import ServiceProcess, TopicCollector
 
 pytestmark = pytest.mark.integration
 
@@ -352,3 +354,106 @@ async def test_runs_survive_a_coordinator_crash_and_answers_sent_meanwhile_count
     assert {o["order_id"]: o["state"] for o in detail["order_list"]} == {
         o["order_id"]: "accepted" for o in to_answer
     }
+
+
+def _coordinator(stack: CoordinatorStack, log_name: str, **env: str) -> None:
+    """Replace the stack's coordinator by a new process (the previous one must be stopped)."""
+    stack.coordinator = ServiceProcess(
+        ["coordinator"], {**stack.env, **env}, stack.directory / log_name
+    ).start()
+    stack.wait_ready()
+
+
+async def _crash_before_publishing(
+    stack: CoordinatorStack, topics: dict[str, TopicCollector], attempt: int
+) -> tuple[str, dict[str, Any]]:
+    """Trigger a capacity run on a coordinator that dies once its decision is recorded and
+    checkpointed, before any message is out; the run id and its checkpoint."""
+    stack.coordinator.stop()
+    _coordinator(
+        stack, f"coordinator-crash-{attempt}.log", VERBUND_FAILPOINTS="coordinator.before_publish"
+    )
+    status, run = stack.api("POST", "/v1/protocols/live-capacity/runs", stack.tokens["coord-ben"])
+    assert status == 202 and run["started"], run
+    process = stack.coordinator.process
+    assert process is not None
+    assert process.wait(60) == EXIT_CODE, stack.coordinator.log_text()[-2000:]
+    stack.coordinator.process = None
+    checkpoint = Path(stack.env["VERBUND_DATA_DIR"]) / "coordinator-state" / f"{run['run_id']}.json"
+    document: dict[str, Any] = json.loads(checkpoint.read_bytes())
+    assert document["publish_pending"] is True and document["state"] == "published"
+    await asyncio.sleep(1)
+    assert not topics[DECISIONS.name].values(lambda d: d.get("run_id") == run["run_id"])
+    return str(run["run_id"]), document
+
+
+async def _accept_everything(
+    stack: CoordinatorStack,
+    topics: dict[str, TopicCollector],
+    producer: AIOKafkaProducer,
+    run_id: str,
+    revision: int,
+) -> set[str]:
+    """Wait for the revision's decision and orders, accept them all, see the run complete;
+    the ids of the orders issued."""
+    [decision] = await topics[DECISIONS.name].wait_for(
+        lambda d: d.get("run_id") == run_id and d.get("revision") == revision, timeout=60
+    )
+    orders = await topics[PARTNER_ORDERS.name].wait_for(
+        lambda o: o.get("type") == "OrderIssued"
+        and o.get("run_id") == run_id
+        and o["revision"] == revision
+        and o["must_answer"],
+        count=decision["orders"],
+        timeout=30,
+    )
+    for order in orders:
+        await partner_event(
+            producer,
+            {
+                "type": "OrderAcknowledged",
+                "partner_id": order["recipient"],
+                "order_id": order["order_id"],
+                "accepted": True,
+            },
+        )
+    await topics[RUNS.name].wait_for(
+        lambda r: r["run_id"] == run_id and r["state"] == "completed", timeout=30
+    )
+    return {o["order_id"] for o in orders}
+
+
+async def test_a_decision_cut_short_by_a_crash_is_published_after_the_restart(
+    stack: CoordinatorStack, topics: dict[str, TopicCollector], producer: AIOKafkaProducer
+) -> None:
+    """Crash after the decision was recorded and checkpointed, before its messages went out:
+    the restarted coordinator publishes that same decision (same revision, same order ids),
+    and the run completes when the partners accept."""
+    run_id, document = await _crash_before_publishing(stack, topics, 1)
+    revision = document["revision"]
+    checkpointed = {o["order_id"] for o in document["orders"] if o["revision"] == revision}
+    assert checkpointed
+    _coordinator(stack, "coordinator-after-crash-1.log")
+    assert "decision_republished" in stack.coordinator.log_text()
+    issued_ids = await _accept_everything(stack, topics, producer, run_id, revision)
+    assert issued_ids == checkpointed
+
+
+async def test_a_decision_without_its_run_record_is_taken_back_and_solved_again(
+    stack: CoordinatorStack, topics: dict[str, TopicCollector], producer: AIOKafkaProducer
+) -> None:
+    """Nothing is published before its run record is on disk: a checkpointed decision whose
+    record is missing never went out, so the restarted coordinator solves the run again
+    (next revision) instead of publishing a decision nobody could reproduce."""
+    run_id, document = await _crash_before_publishing(stack, topics, 2)
+    revision = document["revision"]
+    record = Path(stack.env["VERBUND_DATA_DIR"]) / "runs" / run_id / f"r{revision}.json"
+    assert record.exists()
+    record.unlink()
+    _coordinator(stack, "coordinator-after-crash-2.log")
+    await _accept_everything(stack, topics, producer, run_id, revision + 1)
+    assert not topics[DECISIONS.name].values(
+        lambda d: d.get("run_id") == run_id and d.get("revision") == revision
+    )
+    status, detail = stack.api("GET", f"/v1/runs/{run_id}", stack.tokens["coord-anna"])
+    assert status == 200 and detail["revision"] == revision + 1

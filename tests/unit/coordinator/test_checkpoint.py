@@ -15,7 +15,7 @@ from services.coordinator.checkpoint import (
     run_document,
     run_from_document,
 )
-from services.coordinator.core import Coordinator
+from services.coordinator.core import Coordinator, take_back_undecided
 from tests.protocols.helpers import protocol
 from tests.unit.coordinator.test_core import NOW, solved
 
@@ -44,6 +44,37 @@ def test_document_round_trip_keeps_everything_the_core_uses() -> None:
     }
     assert [o.payload for o in back.current_orders()] == [o.payload for o in run.current_orders()]
     assert back.decision is not None and back.decision.status == run.decision.status  # type: ignore[union-attr]
+
+
+def test_a_pending_publication_round_trips_and_older_files_count_as_published() -> None:
+    core = Coordinator({PROTO.id: PROTO})
+    run, _, _ = core.trigger(PROTO.id, "manual", NOW)
+    first = solved(core, run.run_id, published=False)
+    back = run_from_document(run_document(run))
+    assert back.publish_pending and back.decision_hash == run.decision_hash != ""
+    assert (back.solve_seconds, back.decided_at) == (run.solve_seconds, run.decided_at)
+    # the restored run announces the very same decision
+    again = Coordinator({PROTO.id: PROTO})
+    restore_into(again, [back])
+    assert [m.value for m in again.decision_messages(back, NOW)] == [m.value for m in first]
+    old = run_document(run)
+    for name in ("decision_hash", "solve_seconds", "decided_at", "publish_pending"):
+        del old[name]
+    assert not run_from_document(old).publish_pending
+
+
+def test_a_decision_without_its_record_is_taken_back() -> None:
+    core = Coordinator({PROTO.id: PROTO})
+    run, _, _ = core.trigger(PROTO.id, "manual", NOW)
+    solved(core, run.run_id, published=False)
+    back = run_from_document(run_document(run))
+    take_back_undecided(back)
+    assert back.state is RunState.SOLVING and not back.publish_pending
+    assert back.current_orders() == [] and back.revision == 1
+    restored = Coordinator({PROTO.id: PROTO})
+    restore_into(restored, [back])
+    assert restored.active_scopes == {back.scope_key: back.run_id}
+    assert restored.order_index == {}
 
 
 def test_restored_core_accepts_answers_and_keeps_one_run_per_scope(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 
@@ -41,10 +43,17 @@ def decode(messages: list[Publish], topic: str) -> list[dict]:
     return [orjson.loads(m.value) for m in messages if m.topic == topic]
 
 
-def solved(core: Coordinator, run_id: str, now: float = NOW) -> list[Publish]:
+def solved(
+    core: Coordinator, run_id: str, now: float = NOW, published: bool = True
+) -> list[Publish]:
+    """Solve and take the decision; ``published``: its messages went out (as the service
+    reports after publishing them)."""
     run = core.runs[run_id]
     result = solve(run.protocol, two_donors(run.adjustments), run_id=run_id)  # type: ignore[arg-type]
-    return core.solved(run_id, result, 0.01, now)
+    messages = core.solved(run_id, result, 0.01, now)
+    if published:
+        core.published(run_id)
+    return messages
 
 
 def test_one_run_per_scope_until_it_ends(core: Coordinator, proto: Protocol) -> None:
@@ -102,6 +111,35 @@ def test_expired_orders_replan_and_other_pending_orders_are_cancelled(
     [order] = run.orders.values()
     assert order.state is OrderState.EXPIRED
     assert "deadline" in decode(messages, PARTNER_ORDERS.name)[0]["reason"]
+
+
+def test_a_decision_not_known_to_be_out_is_published_again_with_the_same_orders(
+    core: Coordinator, proto: Protocol
+) -> None:
+    run, _, _ = core.trigger(proto.id, "manual", NOW)
+    first = solved(core, run.run_id, published=False)
+    assert run.publish_pending
+    deadline = NOW + proto.response_hours * 3600
+    # its orders may never have reached the partners: they do not expire meanwhile
+    assert core.tick(deadline + 1) == ([], [])
+    later = NOW + 600
+    again = core.republish(run.run_id, later)
+    assert [m.topic for m in again] == [m.topic for m in first]
+    [summary] = decode(again, DECISIONS.name)
+    assert summary == {**decode(first, DECISIONS.name)[0], "at": summary["at"]}
+    before, after = decode(first, PARTNER_ORDERS.name), decode(again, PARTNER_ORDERS.name)
+    assert [(o["order_id"], o["recipient"], o["order"]) for o in after] == [
+        (o["order_id"], o["recipient"], o["order"]) for o in before
+    ]
+    # partners may see the orders only now: they get the full time to answer from now on
+    assert {o["respond_by"] for o in after} == {
+        datetime.fromtimestamp(later + proto.response_hours * 3600, UTC).isoformat()
+    }
+    core.published(run.run_id)
+    assert not run.publish_pending
+    assert core.tick(later + proto.response_hours * 3600 - 1) == ([], [])
+    _, replan = core.tick(later + proto.response_hours * 3600 + 1)
+    assert replan == [run.run_id]
 
 
 def test_all_accepted_completes_and_frees_the_scope(core: Coordinator, proto: Protocol) -> None:
