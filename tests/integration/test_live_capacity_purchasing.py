@@ -149,6 +149,20 @@ async def all_orders_of(
     )
 
 
+async def answer(
+    producer: AIOKafkaProducer, partner: str, order_id: str, accepted: bool = True
+) -> None:
+    await partner_event(
+        producer,
+        {
+            "type": "OrderAcknowledged",
+            "partner_id": partner,
+            "order_id": order_id,
+            "accepted": accepted,
+        },
+    )
+
+
 def issued(orders: TopicCollector, run_id: str) -> list[dict[str, Any]]:
     return orders.values(lambda o: o.get("type") == "OrderIssued" and o.get("run_id") == run_id)
 
@@ -197,15 +211,7 @@ async def test_capacity_assignments_from_live_offers_decline_and_replan(
     # (answers of different partners travel on different partitions: wait for the first)
     for partner, accepted in (("werk-nah", True), ("werk-fern", False)):
         order_id = first[partner]["order_id"]
-        await partner_event(
-            producer,
-            {
-                "type": "OrderAcknowledged",
-                "partner_id": partner,
-                "order_id": order_id,
-                "accepted": accepted,
-            },
-        )
+        await answer(producer, partner, order_id, accepted)
         await orders.wait_for(
             lambda o, i=order_id: o.get("type") == "OrderUpdated" and o["order_id"] == i,  # type: ignore[misc]
             timeout=30,
@@ -328,21 +334,13 @@ async def test_runs_survive_a_coordinator_crash_and_answers_sent_meanwhile_count
     # the checkpoint written after the publish, then a crash (no clean stop writes anything)
     checkpoint = Path(stack.env["VERBUND_DATA_DIR"]) / "coordinator-state" / f"{run_id}.json"
     deadline = time.monotonic() + 10
-    while not (checkpoint.exists() and b'"published"' in checkpoint.read_bytes()):
+    while not (checkpoint.exists() and b'"publish_pending":false' in checkpoint.read_bytes()):
         assert time.monotonic() < deadline, "no checkpoint of the published run"
         await asyncio.sleep(0.05)
     stack.coordinator.kill()
     # the providers answer while the coordinator is down
     for order in to_answer:
-        await partner_event(
-            producer,
-            {
-                "type": "OrderAcknowledged",
-                "partner_id": order["recipient"],
-                "order_id": order["order_id"],
-                "accepted": True,
-            },
-        )
+        await answer(producer, order["recipient"], order["order_id"])
     stack.coordinator.start()
     stack.wait_ready()
     assert "runs_recovered" in stack.coordinator.log_text()
@@ -408,15 +406,7 @@ async def _accept_everything(
         timeout=30,
     )
     for order in orders:
-        await partner_event(
-            producer,
-            {
-                "type": "OrderAcknowledged",
-                "partner_id": order["recipient"],
-                "order_id": order["order_id"],
-                "accepted": True,
-            },
-        )
+        await answer(producer, order["recipient"], order["order_id"])
     await topics[RUNS.name].wait_for(
         lambda r: r["run_id"] == run_id and r["state"] == "completed", timeout=30
     )
