@@ -6,19 +6,35 @@ match the constraint families so a failure points at the rule that broke.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import attrgetter, itemgetter
 
 import numpy as np
+import numpy.typing as npt
 
 from protocols import capacity, reallocation
 from protocols.decisions import Decision
-from protocols.transport import Sink
 from schemas.protocol import CapacityParameters, ReallocationParameters, Scope
 from schemas.scenario import Scenario
 
 TOL = 1e-6
+
+_NEED_ID = attrgetter("need_id")
+_TIER = attrgetter("tier")
+_REQUESTED = attrgetter("requested")
+_FULFILLED = attrgetter("fulfilled")
+_QUANTITY = attrgetter("quantity")
+_HOURS = attrgetter("hours")
+_DONOR = attrgetter("from_partner", "from_site", "material_id")
+_POSITION = attrgetter("partner_id", "site_id", "material_id")
+_ON_HAND = attrgetter("on_hand")
+_SAFETY_STOCK = attrgetter("safety_stock")
+_FIRST = itemgetter(0)  # Source.partner_id, Sink.need_id
+_SECOND = itemgetter(1)  # Source.site_id
 
 
 def _tol(value: float) -> float:
@@ -27,52 +43,106 @@ def _tol(value: float) -> float:
 
 @dataclass
 class OrderSums:
-    """What the decision's orders move, summed in ONE pass (shared by the checks)."""
+    """What the decision's orders move, summed in ONE pass (shared by the checks).
 
-    given: dict[tuple[str, str, str], float]  # (partner, site, material) -> quantity
-    received: dict[str, float]  # need -> quantity or hours
-    serves: dict[tuple[str, str, str], int]  # donor -> lowest priority (highest tier) served
+    Per distinct donor (partner, site, material) in order of first appearance: the
+    quantity given and the lowest priority (highest tier number) served; per
+    fulfilment entry the tier, requested and fulfilled quantity (numpy arrays, so the
+    checks compare all of them at once) and what the orders deliver to its need.
+    """
+
+    donors: list[tuple[str, str, str]]
+    donor_index: dict[tuple[str, str, str], int]
+    given: npt.NDArray[np.float64]  # per donor
+    serves: npt.NDArray[np.int64]  # per donor: highest tier number served (0: none known)
+    need_index: dict[str, int]  # need id -> fulfilment entry (the last one of that id)
+    tier: npt.NDArray[np.int64]  # per fulfilment entry
+    requested: npt.NDArray[np.float64]
+    fulfilled: npt.NDArray[np.float64]
+    received: npt.NDArray[np.float64]  # per fulfilment entry: delivered to its need id
+    unknown: dict[str, float]  # need ids the orders deliver to that have no fulfilment
 
     @classmethod
     def of(cls, decision: Decision) -> OrderSums:
-        tier = {f.need_id: f.tier for f in decision.fulfilment}
-        given: dict[tuple[str, str, str], float] = defaultdict(float)
-        received: dict[str, float] = defaultdict(float)
-        serves: dict[tuple[str, str, str], int] = {}
-        for t in decision.transfers:
-            key = (t.from_partner, t.from_site, t.material_id)
-            given[key] += t.quantity
-            received[t.need_id] += t.quantity
-            served = tier.get(t.need_id)  # unknown needs: reported by check_conservation
-            if served is not None and served > serves.get(key, 0):
-                serves[key] = served
-        for a in decision.capacity_assignments:
-            received[a.need_id] += a.hours
-        return cls(given, received, serves)
+        # Columns are read with attrgetter/map (no Python bytecode per order).
+        fills = decision.fulfilment
+        n_fills = len(fills)
+        need_index = dict(zip(map(_NEED_ID, fills), range(n_fills), strict=True))  # last wins
+        tier = np.fromiter(map(_TIER, fills), np.int64, n_fills)
+        transfers = decision.transfers
+        n_transfers = len(transfers)
+        keys = list(map(_DONOR, transfers))
+        donor_index = dict.fromkeys(keys, 0)  # distinct donors in order of appearance
+        for k, key in enumerate(donor_index):
+            donor_index[key] = k
+        donor = np.fromiter(map(donor_index.__getitem__, keys), np.int64, n_transfers)
+        assigned = decision.capacity_assignments
+        need_ids = list(map(_NEED_ID, transfers)) + list(map(_NEED_ID, assigned))
+        amount = np.fromiter(
+            chain(map(_QUANTITY, transfers), map(_HOURS, assigned)), np.float64, len(need_ids)
+        )
+        entry = np.fromiter(map(need_index.get, need_ids, repeat(-1)), np.int64, len(need_ids))
+        known = entry >= 0
+        # one bincount over transfers then assignments: summed in order, as one by one
+        received = np.bincount(entry[known], weights=amount[known], minlength=n_fills)
+        if len(need_index) < n_fills:  # repeated need ids: each entry sees its id's sum
+            received = received[[need_index[f.need_id] for f in fills]]
+        unknown: dict[str, float] = {}
+        for k in np.flatnonzero(~known).tolist():
+            unknown[need_ids[k]] = unknown.get(need_ids[k], 0.0) + float(amount[k])
+        given = np.bincount(donor, weights=amount[:n_transfers], minlength=len(donor_index))
+        serves = np.zeros(len(donor_index), dtype=np.int64)
+        served = known[:n_transfers]
+        np.maximum.at(serves, donor[served], tier[entry[:n_transfers][served]])
+        return cls(
+            donors=list(donor_index),
+            donor_index=donor_index,
+            given=given.astype(np.float64, copy=False),
+            serves=serves,
+            need_index=need_index,
+            tier=tier,
+            requested=np.fromiter(map(_REQUESTED, fills), np.float64, n_fills),
+            fulfilled=np.fromiter(map(_FULFILLED, fills), np.float64, n_fills),
+            received=received.astype(np.float64, copy=False),
+            unknown=unknown,
+        )
+
+    def unmet(self) -> npt.NDArray[np.bool_]:
+        """Per fulfilment entry: less than requested (beyond the tolerance)."""
+        short = np.maximum(0.0, self.requested - self.fulfilled)
+        return short > TOL * np.maximum(1.0, np.abs(self.requested))
 
 
 def check_donors(
     scenario: Scenario, decision: Decision, sums: OrderSums | None = None
 ) -> list[str]:
     """supply: no donor below safety stock, none above its agreed share of surplus."""
-    given = (sums or OrderSums.of(decision)).given
-    if not given:
+    sums = sums or OrderSums.of(decision)
+    keys, qty = sums.donors, sums.given
+    if not keys:
         return []
-    positions = {(p.partner_id, p.site_id, p.material_id): p for p in scenario.positions}
+    positions = scenario.positions
+    slot = np.fromiter(
+        map(sums.donor_index.get, map(_POSITION, positions), repeat(-1)),
+        np.int64,
+        len(positions),
+    )
+    found = np.flatnonzero(slot >= 0)
+    held = [positions[k] for k in found.tolist()]
+    on_hand = np.zeros(len(keys))
+    safety = np.zeros(len(keys))
+    missing = np.ones(len(keys), dtype=np.bool_)
+    on_hand[slot[found]] = np.fromiter(map(_ON_HAND, held), np.float64, len(held))
+    safety[slot[found]] = np.fromiter(map(_SAFETY_STOCK, held), np.float64, len(held))
+    missing[slot[found]] = False
     shares = reallocation.ShareTable(scenario)
-    keys = list(given)  # violations are reported in key order below
-    known = [positions.get(key) for key in keys]
-    qty = np.array([given[key] for key in keys])
-    on_hand = np.array([p.on_hand if p is not None else 0.0 for p in known])
-    safety = np.array([p.safety_stock if p is not None else 0.0 for p in known])
     share = np.array([shares.share(key[0], key[2]) for key in keys])
     cap = share * np.maximum(0.0, on_hand - safety)
     over_share = qty > cap + TOL * np.maximum(1.0, np.abs(cap))
     below_safety = on_hand - qty < safety - TOL * np.maximum(1.0, np.abs(safety))
-    missing = np.array([p is None for p in known])
     problems = []
     bad = np.nonzero(missing | over_share | below_safety)[0].tolist()
-    for k in sorted(bad, key=keys.__getitem__):
+    for k in sorted(bad, key=keys.__getitem__):  # violations in key order
         key, amount = keys[k], float(qty[k])
         if missing[k]:
             problems.append(f"supply: {key} gives {amount:g} without a stock position")
@@ -86,23 +156,25 @@ def check_donors(
     return problems
 
 
-def check_receivers(decision: Decision) -> list[str]:
+def check_receivers(decision: Decision, sums: OrderSums | None = None) -> list[str]:
     """demand: nobody receives more than its need."""
+    sums = sums or OrderSums.of(decision)
+    requested = sums.requested
+    over = sums.fulfilled > requested + TOL * np.maximum(1.0, np.abs(requested))
+    fills = decision.fulfilment
     return [
         f"demand: need {f.need_id} gets {f.fulfilled:g} > {f.requested:g}"
-        for f in decision.fulfilment
-        if f.fulfilled > f.requested + _tol(f.requested)
+        for f in (fills[k] for k in np.flatnonzero(over).tolist())
     ]
 
 
 def check_conservation(decision: Decision, sums: OrderSums | None = None) -> list[str]:
     """What leaves donors arrives at needs, need by need and in total."""
-    received = (sums or OrderSums.of(decision)).received
+    sums = sums or OrderSums.of(decision)
     problems = []
     if not decision.purchase_shares:
         fills = decision.fulfilment
-        got = np.array([received.get(f.need_id, 0.0) for f in fills], dtype=np.float64)
-        fulfilled = np.array([f.fulfilled for f in fills], dtype=np.float64)
+        got, fulfilled = sums.received, sums.fulfilled
         off = np.abs(got - fulfilled) > TOL * np.maximum(1.0, np.abs(fulfilled))
         for k in np.nonzero(off)[0].tolist():
             f = fills[k]
@@ -110,8 +182,7 @@ def check_conservation(decision: Decision, sums: OrderSums | None = None) -> lis
                 f"conservation: need {f.need_id} fulfilled {f.fulfilled:g} "
                 f"but orders deliver {got[k]:g}"
             )
-    known = {f.need_id for f in decision.fulfilment}
-    problems += [f"conservation: orders for unknown need {n}" for n in received if n not in known]
+    problems += [f"conservation: orders for unknown need {n}" for n in sums.unknown]
     return problems
 
 
@@ -139,42 +210,41 @@ def check_tier_priority(
     if material_problems is None:
         material_problems = reallocation.build_problems(scenario, params, scope)
     sums = sums or OrderSums.of(decision)
-    fulfilled = {f.need_id: f for f in decision.fulfilment}
     # Sources and sinks of every material in one numbering (offsets per material).
-    owners: list[tuple[reallocation.MaterialProblem, int]] = []  # per source: (problem, local)
-    src_parts, snk_parts, capacity_parts = [], [], []
-    sinks: list[tuple[reallocation.MaterialProblem, Sink]] = []
-    out: list[float] = []
-    serves: list[int] = []  # lowest priority (highest tier number) served by each source
-    n_src = n_snk = 0
+    donor_index, need_index = sums.donor_index, sums.need_index
+    donor: list[int] = []  # per source: its donor in ``sums`` (-1: gives nothing)
+    entry: list[int] = []  # per sink: its fulfilment entry (-1: none)
+    src_parts, snk_parts, capacity_parts, tier_parts = [], [], [], []
+    src_off, snk_off = [0], [0]
     for mp in material_problems:
-        p = mp.problem
-        for i, s in enumerate(p.sources):
-            key = (s.partner_id, s.site_id, mp.material_id)
-            out.append(sums.given.get(key, 0.0))
-            serves.append(sums.serves.get(key, 0))
-            owners.append((mp, i))
-        src_parts.append(p.arc_source + n_src)
-        snk_parts.append(p.arc_sink + n_snk)
+        p, material_id = mp.problem, mp.material_id
+        donor += map(
+            donor_index.get,
+            zip(map(_FIRST, p.sources), map(_SECOND, p.sources), repeat(material_id)),
+            repeat(-1),
+        )
+        entry += map(need_index.get, map(_FIRST, p.sinks), repeat(-1))
+        src_parts.append(p.arc_source + src_off[-1])
+        snk_parts.append(p.arc_sink + snk_off[-1])
         capacity_parts.append(p.capacity)
-        sinks.extend((mp, s) for s in p.sinks)
-        n_src += len(p.sources)
-        n_snk += len(p.sinks)
-    if not sinks:
+        tier_parts.append(p.sink_tier)
+        src_off.append(src_off[-1] + len(p.sources))
+        snk_off.append(snk_off[-1] + len(p.sinks))
+    if not entry:
         return []
     arc_src, arc_snk = np.concatenate(src_parts), np.concatenate(snk_parts)
     capacity = np.concatenate(capacity_parts)
-    spare = capacity - np.array(out)
+    sink_tier = np.concatenate(tier_parts)
+    donors = np.array(donor, dtype=np.int64)
+    gives = donors >= 0
+    out = np.where(gives, sums.given[donors], 0.0)
+    serves_tier = np.where(gives, sums.serves[donors], 0)
+    spare = capacity - out
     spare_tol = TOL * np.maximum(1.0, np.abs(capacity))
-    serves_tier = np.array(serves, dtype=np.int64)
-    sink_tier = np.array([s.tier for _, s in sinks], dtype=np.int64)
-    unmet = np.array(
-        [
-            (g := fulfilled.get(s.need_id)) is not None and g.unmet > _tol(g.requested)
-            for _, s in sinks
-        ],
-        dtype=np.bool_,
-    )
+    entries = np.array(entry, dtype=np.int64)
+    unmet = np.zeros(len(entries), dtype=np.bool_)
+    if len(sums.requested):
+        unmet = (entries >= 0) & sums.unmet()[entries]
     arcs = np.nonzero(unmet[arc_snk])[0]
     src, snk = arc_src[arcs], arc_snk[arcs]
     has_spare = spare[src] > spare_tol[src]
@@ -183,16 +253,18 @@ def check_tier_priority(
     for i, j, spare_lane in zip(
         src[bad].tolist(), snk[bad].tolist(), has_spare[bad].tolist(), strict=True
     ):
-        (mp, local), (_, need) = owners[i], sinks[j]
-        donor = mp.problem.sources[local]
+        m = bisect_right(src_off, i) - 1
+        mp = material_problems[m]
+        donor_ = mp.problem.sources[i - src_off[m]]
+        need = mp.problem.sinks[j - snk_off[m]]
         if spare_lane:
             violations.append(
-                f"tier_priority: {mp.material_id} donor {donor.ref} has {spare[i]:g} spare "
+                f"tier_priority: {mp.material_id} donor {donor_.ref} has {spare[i]:g} spare "
                 f"and a lane to unmet need {need.need_id}"
             )
         else:
             violations.append(
-                f"tier_priority: {mp.material_id} donor {donor.ref} serves tier "
+                f"tier_priority: {mp.material_id} donor {donor_.ref} serves tier "
                 f"{serves_tier[i]} while tier {need.tier} need {need.need_id} is unmet"
             )
     return violations
@@ -251,7 +323,7 @@ def check_decision(
     instead of rebuilding them (reallocation only).
     """
     sums = OrderSums.of(decision)
-    problems = check_receivers(decision) + check_conservation(decision, sums)
+    problems = check_receivers(decision, sums) + check_conservation(decision, sums)
     if isinstance(params, ReallocationParameters):
         problems += check_donors(scenario, decision, sums)
         if decision.status.proven_optimal:
@@ -266,7 +338,18 @@ def check_decision(
 
 
 def unmet_by_tier(decision: Decision) -> dict[int, float]:
-    result: dict[int, float] = defaultdict(float)
-    for f in decision.fulfilment:
-        result[f.tier] += f.unmet
-    return {t: float(np.round(v, 6)) for t, v in sorted(result.items())}
+    """Unmet quantity per tier: each fulfilment's ``unmet`` summed in order (bincount
+    adds them one by one like a loop would), rounded to 6 decimals."""
+    fills = decision.fulfilment
+    tier = np.fromiter(map(_TIER, fills), np.int64, len(fills))
+    requested = np.fromiter(map(_REQUESTED, fills), np.float64, len(fills))
+    fulfilled = np.fromiter(map(_FULFILLED, fills), np.float64, len(fills))
+    if not len(tier):
+        return {}
+    if tier.min() < 0:  # not a tier (validated models have 1..3): summed one by one
+        result: dict[int, float] = defaultdict(float)
+        for f in fills:
+            result[f.tier] += f.unmet
+        return {t: float(np.round(v, 6)) for t, v in sorted(result.items())}
+    unmet = np.bincount(tier, weights=np.maximum(0.0, requested - fulfilled))
+    return {t: float(np.round(unmet[t], 6)) for t in np.unique(tier).tolist()}
