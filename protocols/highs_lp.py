@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import highspy
@@ -79,6 +80,27 @@ class LpArrays:
         )
         if status == highspy.HighsStatus.kError:
             raise RuntimeError("HiGHS refused the model")
+
+
+def block_diagonal(parts: Sequence[LpArrays]) -> LpArrays:
+    """The LP of independent column-wise LPs side by side (rows and columns in order)."""
+    rows = np.cumsum([0] + [int(p.row_lower.shape[0]) for p in parts[:-1]])
+    nnz = np.cumsum([0] + [int(p.a_index.shape[0]) for p in parts])
+    return LpArrays(
+        col_cost=np.concatenate([p.col_cost for p in parts]),
+        col_lower=np.concatenate([p.col_lower for p in parts]),
+        col_upper=np.concatenate([p.col_upper for p in parts]),
+        row_lower=np.concatenate([p.row_lower for p in parts]),
+        row_upper=np.concatenate([p.row_upper for p in parts]),
+        a_start=np.concatenate(
+            [p.a_start[:-1] + np.int32(n) for p, n in zip(parts, nnz[:-1].tolist(), strict=True)]
+            + [np.array([nnz[-1]], dtype=np.int32)]
+        ),
+        a_index=np.concatenate(
+            [p.a_index + np.int32(r) for p, r in zip(parts, rows.tolist(), strict=True)]
+        ),
+        a_value=np.concatenate([p.a_value for p in parts]),
+    )
 
 
 def status_of(h: highspy.Highs) -> SolveStatus:

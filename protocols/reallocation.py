@@ -7,13 +7,14 @@ Build (scenario -> one transportation problem per material), solve (see
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from protocols.decisions import NeedFulfilment, TransferOrder, order_id, trusted
+from protocols.decisions import NeedFulfilment, TransferOrder
 from protocols.sites import SiteTable
 from protocols.transport import (
     Sink,
@@ -22,7 +23,6 @@ from protocols.transport import (
     TransportProblem,
     TransportSolution,
     Vocabulary,
-    build_arcs,
 )
 from schemas.protocol import ReallocationParameters, Scope
 from schemas.scenario import Scenario
@@ -57,18 +57,25 @@ class ShareTable:
     """
 
     def __init__(self, scenario: Scenario) -> None:
-        self._all: dict[str, float] = {}
-        self._some: dict[tuple[str, str], float] = {}
+        #: largest share of the partner's agreements covering all materials
+        self.by_partner: dict[str, float] = {}
+        #: largest share of the partner's agreements naming the material
+        self.by_partner_material: dict[tuple[str, str], float] = {}
         for a in scenario.agreements.surplus_sharing:
             if a.materials is None:
-                self._all[a.partner_id] = max(self._all.get(a.partner_id, 0.0), a.share)
+                self.by_partner[a.partner_id] = max(self.by_partner.get(a.partner_id, 0.0), a.share)
             else:
                 for material_id in a.materials:
                     key = (a.partner_id, material_id)
-                    self._some[key] = max(self._some.get(key, 0.0), a.share)
+                    self.by_partner_material[key] = max(
+                        self.by_partner_material.get(key, 0.0), a.share
+                    )
 
     def share(self, partner_id: str, material_id: str) -> float:
-        return max(self._all.get(partner_id, 0.0), self._some.get((partner_id, material_id), 0.0))
+        return max(
+            self.by_partner.get(partner_id, 0.0),
+            self.by_partner_material.get((partner_id, material_id), 0.0),
+        )
 
 
 def donor_share(scenario: Scenario, partner_id: str, material_id: str) -> float:
@@ -139,42 +146,76 @@ def build_problems(
     Linear in positions + needs + lanes: shares, sites, lane costs and the scope are
     indexed once per scenario, not looked up per position or per material.
     """
-    shares = ShareTable(scenario)
+    return list(iter_problems(scenario, params, scope))
+
+
+def iter_problems(
+    scenario: Scenario, params: ReallocationParameters, scope: Scope
+) -> Iterator[MaterialProblem]:
+    """The problems of :func:`build_problems`, yielded group by group (after one pass
+    over positions and needs): a solver can start on the first ones while the later
+    ones are built.
+
+    The lanes of a group of materials are made with numpy at once: every (source,
+    sink) pair of each material in row-major order, its great-circle distance
+    (:meth:`protocols.sites.SiteTable.pair_distance`, the same values as the
+    per-material matrix) and lane-table cost, then the allowed pairs.
+    """
     sites = SiteTable(scenario)
+    site_index = sites.index
+    shares = ShareTable(scenario)
+    share_all, share_some = shares.by_partner, shares.by_partner_material
     scoped = partners_in_scope(scenario, scope)
     partner_by_id = scenario.partner_by_id
-    sources_by_material: dict[str, list[Source]] = {}
+    refs: dict[tuple[str, str], str] = {}
+    # per material: sources with their site indices, shortfall sinks
+    sources_by_material: dict[str, tuple[list[Source], list[int]]] = {}
     shortfalls: dict[str, list[Sink]] = {}
     for pos in scenario.positions:
         partner_id = pos.partner_id
         if partner_id not in scoped:
             continue
-        if pos.on_hand > pos.safety_stock:
-            cap = shares.share(partner_id, pos.material_id) * (pos.on_hand - pos.safety_stock)
+        on_hand, safety_stock = pos.on_hand, pos.safety_stock
+        if on_hand > safety_stock:
+            material_id, site_id = pos.material_id, pos.site_id
+            share = max(
+                share_all.get(partner_id, 0.0), share_some.get((partner_id, material_id), 0.0)
+            )
+            cap = share * (on_hand - safety_stock)
             if cap > 0:
-                sources_by_material.setdefault(pos.material_id, []).append(
-                    Source(partner_id, pos.site_id, cap, ref=f"{partner_id}/{pos.site_id}")
-                )
-        elif params.include_position_shortfalls and pos.on_hand < pos.safety_stock:
+                key = (partner_id, site_id)
+                ref = refs.get(key)
+                if ref is None:
+                    ref = refs[key] = f"{partner_id}/{site_id}"
+                entry = sources_by_material.get(material_id)
+                if entry is None:
+                    entry = sources_by_material[material_id] = ([], [])
+                entry[0].append(Source(partner_id, site_id, cap, ref))
+                entry[1].append(site_index[key])
+        elif params.include_position_shortfalls and on_hand < safety_stock:
             shortfalls.setdefault(pos.material_id, []).append(
                 Sink(
                     f"shortfall-{partner_id}-{pos.site_id}-{pos.material_id}",
                     partner_id,
                     pos.site_id,
-                    pos.safety_stock - pos.on_hand,
+                    safety_stock - on_hand,
                     partner_by_id[partner_id].criticality.tier,
                     scenario.as_of,
                 )
             )
     needs_by_material: dict[str, list[Sink]] = {}
     for need in scenario.needs:
-        if need.quantity <= 0 or need.partner_id not in scoped:
+        partner_id = need.partner_id
+        if need.quantity <= 0 or partner_id not in scoped:
             continue
-        crit = need.criticality or partner_by_id[need.partner_id].criticality
-        needs_by_material.setdefault(need.material_id, []).append(
+        crit = need.criticality or partner_by_id[partner_id].criticality
+        sinks = needs_by_material.get(need.material_id)
+        if sinks is None:
+            sinks = needs_by_material[need.material_id] = []
+        sinks.append(
             Sink(
                 need.need_id,
-                need.partner_id,
+                partner_id,
                 need.site_id,
                 need.quantity,
                 crit.tier,
@@ -185,46 +226,94 @@ def build_problems(
     words_by_unit: dict[str, Vocabulary] = {}
     min_fill = tuple(sorted((m.tier, m.fraction) for m in params.min_fill))
     options_by_lots: dict[tuple[float | None, float | None], TransportOptions] = {}
-    problems = []
-    for material_id in scoped_materials(scenario, scope):
+    no_sources: tuple[list[Source], list[int]] = ([], [])
+    group: list[tuple[str, list[Source], list[int], list[Sink]]] = []
+    size = _FIRST_GROUP
+    materials = scoped_materials(scenario, scope)
+    for k, material_id in enumerate(materials):
         sinks = needs_by_material.get(material_id, []) + shortfalls.get(material_id, [])
-        if not sinks:
-            continue
-        material = scenario.material_by_id[material_id]
-        sources = sources_by_material.get(material_id, [])
-        step = None
-        if params.pack_sizes and material.pack_size:
-            step = material.pack_size
-        elif params.whole_units or params.pack_sizes:
-            step = 1.0
-        min_lot = material.min_shipment if params.min_shipments else None
-        options = options_by_lots.get((step, min_lot))
-        if options is None:
-            options = options_by_lots[step, min_lot] = TransportOptions(
-                fairness=params.fairness, step=step, min_lot=min_lot, min_fill=min_fill
-            )
-        src_site = sites.of([(s.partner_id, s.site_id) for s in sources])
-        snk_site = sites.of([(s.partner_id, s.site_id) for s in sinks])
-        dist, cost = sites.distance_and_cost(src_site, snk_site)
-        allowed = src_site[:, None] != snk_site[None, :]  # never to the same site
-        if params.max_distance_km is not None:
-            allowed &= dist <= params.max_distance_km
-        arc_src, arc_snk, arc_cost = build_arcs(sources, sinks, cost, allowed)
-        unit = material.unit.value
-        if unit not in words_by_unit:
-            words_by_unit[unit] = dataclasses.replace(words, unit=unit)
-        problem = TransportProblem(
-            material_id,
-            tuple(sources),
-            tuple(sinks),
-            arc_src,
-            arc_snk,
-            arc_cost,
-            options,
-            words_by_unit[unit],
-        )
-        problems.append(MaterialProblem(material_id, unit, problem, dist[arc_src, arc_snk]))
-    return problems
+        if sinks:
+            sources, src_sites = sources_by_material.get(material_id, no_sources)
+            group.append((material_id, sources, src_sites, sinks))
+        if group and (len(group) == size or k == len(materials) - 1):
+            for material_id, sources, sinks, arcs in _lanes(group, sites, params):
+                material = scenario.material_by_id[material_id]
+                step = None
+                if params.pack_sizes and material.pack_size:
+                    step = material.pack_size
+                elif params.whole_units or params.pack_sizes:
+                    step = 1.0
+                min_lot = material.min_shipment if params.min_shipments else None
+                options = options_by_lots.get((step, min_lot))
+                if options is None:
+                    options = options_by_lots[step, min_lot] = TransportOptions(
+                        fairness=params.fairness, step=step, min_lot=min_lot, min_fill=min_fill
+                    )
+                unit = material.unit.value
+                if unit not in words_by_unit:
+                    words_by_unit[unit] = dataclasses.replace(words, unit=unit)
+                arc_src, arc_snk, arc_cost, arc_dist = arcs
+                problem = TransportProblem(
+                    material_id,
+                    tuple(sources),
+                    tuple(sinks),
+                    arc_src,
+                    arc_snk,
+                    arc_cost,
+                    options,
+                    words_by_unit[unit],
+                )
+                yield MaterialProblem(material_id, unit, problem, arc_dist)
+            group = []
+            size *= 2
+
+
+#: Materials in the first group of :func:`iter_problems` (each later group is twice
+#: as large): small, so that solving starts early.
+_FIRST_GROUP = 8
+
+_Arcs = tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]
+]
+
+
+def _lanes(
+    group: list[tuple[str, list[Source], list[int], list[Sink]]],
+    sites: SiteTable,
+    params: ReallocationParameters,
+) -> Iterator[tuple[str, list[Source], list[Sink], _Arcs]]:
+    """Per material of ``group``: its allowed lanes (source, sink, cost, distance), in
+    row-major order of sources x sinks, as :func:`build_arcs` makes them."""
+    n_src = np.array([len(sources) for _, sources, _, _ in group], dtype=np.int64)
+    n_snk = np.array([len(sinks) for _, _, _, sinks in group], dtype=np.int64)
+    src_site = np.array([i for _, _, ids, _ in group for i in ids], dtype=np.int64)
+    snk_site = sites.of([(s.partner_id, s.site_id) for _, _, _, sinks in group for s in sinks])
+    pairs = n_src * n_snk
+    pair_material = np.repeat(np.arange(len(group)), pairs)
+    within = np.arange(int(pairs.sum())) - (np.cumsum(pairs) - pairs)[pair_material]
+    per_row = n_snk[pair_material]
+    local_src = within // np.maximum(per_row, 1)
+    local_snk = within - local_src * per_row
+    a = src_site[(np.cumsum(n_src) - n_src)[pair_material] + local_src]
+    b = snk_site[(np.cumsum(n_snk) - n_snk)[pair_material] + local_snk]
+    dist, cost = sites.pair_distance_and_cost(a, b)
+    allowed = a != b  # never to the same site
+    if params.max_distance_km is not None:
+        allowed &= dist <= params.max_distance_km
+    keep = np.flatnonzero(allowed)
+    ends = np.cumsum(np.bincount(pair_material[keep], minlength=len(group))).tolist()
+    arc_src, arc_snk = local_src[keep], local_snk[keep]
+    arc_cost, arc_dist = cost[keep], dist[keep]
+    start = 0
+    for (material_id, sources, _, sinks), end in zip(group, ends, strict=True):
+        arcs = (arc_src[start:end], arc_snk[start:end], arc_cost[start:end], arc_dist[start:end])
+        yield material_id, sources, sinks, arcs
+        start = end
+
+
+_new = object.__new__
+_set = object.__setattr__
+_sha256 = hashlib.sha256
 
 
 def assign(
@@ -232,17 +321,22 @@ def assign(
 ) -> tuple[list[TransferOrder], list[NeedFulfilment]]:
     """Transfer orders and per-need fulfilment from a solution's flows.
 
-    Built with :func:`protocols.decisions.trusted`: every field comes from already
-    validated scenario data or from float conversions here, and pydantic validation
-    of ~20,000 orders would cost more than 100 ms at 200 x 100 (the invariants are
-    checked on the decision afterwards).
+    Built as :func:`protocols.decisions.trusted` builds models (inlined here): every
+    field comes from already validated scenario data or from float conversions here,
+    and pydantic validation of ~20,000 orders would cost more than 100 ms at
+    200 x 100 (the invariants are checked on the decision afterwards). Order ids are
+    :func:`protocols.decisions.order_id` of (material, donor partner, donor site, need),
+    from the hashed prefix of each donor (the same bytes).
     """
     p = mp.problem
     flows = clean_flows(solution.flows)
-    arcs = np.nonzero(flows > 0)[0]
+    arcs = np.flatnonzero(flows > 0)
     material_id, unit = mp.material_id, mp.unit
     sources, sinks = p.sources, p.sinks
-    orders = []
+    prefixes: dict[int, tuple[str, str, bytes]] = {}
+    orders: list[TransferOrder] = []
+    append = orders.append
+    cls = TransferOrder
     for i, j, qty, dist, unit_cost in zip(
         p.arc_source[arcs].tolist(),
         p.arc_sink[arcs].tolist(),
@@ -251,27 +345,33 @@ def assign(
         p.arc_cost[arcs].tolist(),
         strict=True,
     ):
-        src, snk = sources[i], sinks[j]
-        need_id = snk.need_id
-        orders.append(
-            trusted(
-                TransferOrder,
-                {
-                    "order_id": order_id("tr", material_id, src.partner_id, src.site_id, need_id),
-                    "material_id": material_id,
-                    "unit": unit,
-                    "from_partner": src.partner_id,
-                    "from_site": src.site_id,
-                    "to_partner": snk.partner_id,
-                    "to_site": snk.site_id,
-                    "quantity": qty,
-                    "due": snk.due,
-                    "need_id": need_id,
-                    "distance_km": round(dist, 3),
-                    "cost": round(qty * unit_cost, ROUND),
-                },
-            )
-        )
+        donor = prefixes.get(i)
+        if donor is None:
+            from_partner, from_site = sources[i][:2]
+            prefix = f"{material_id}|{from_partner}|{from_site}|".encode()
+            donor = prefixes[i] = (from_partner, from_site, prefix)
+        from_partner, from_site, prefix = donor
+        need_id, to_partner, to_site, _, _, due = sinks[j]
+        values = {
+            "order_id": "tr-" + _sha256(prefix + need_id.encode()).hexdigest()[:20],
+            "material_id": material_id,
+            "unit": unit,
+            "from_partner": from_partner,
+            "from_site": from_site,
+            "to_partner": to_partner,
+            "to_site": to_site,
+            "quantity": qty,
+            "due": due,
+            "need_id": need_id,
+            "distance_km": round(dist, 3),
+            "cost": round(qty * unit_cost, ROUND),
+        }
+        order = _new(cls)
+        _set(order, "__dict__", values)
+        _set(order, "__pydantic_fields_set__", set(values))
+        _set(order, "__pydantic_extra__", None)
+        _set(order, "__pydantic_private__", None)
+        append(order)
     return orders, fulfilment_of(p, flows, material_id)
 
 
@@ -280,17 +380,22 @@ def fulfilment_of(
 ) -> list[NeedFulfilment]:
     """Requested vs. delivered per need (sink) of a solved transport problem."""
     inflow = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks)).tolist()
-    return [
-        trusted(
-            NeedFulfilment,
-            {
-                "need_id": s.need_id,
-                "partner_id": s.partner_id,
-                "item": item,
-                "tier": s.tier,
-                "requested": s.demand,
-                "fulfilled": round(received, ROUND),
-            },
-        )
-        for s, received in zip(p.sinks, inflow, strict=True)
-    ]
+    fills: list[NeedFulfilment] = []
+    append = fills.append
+    cls = NeedFulfilment
+    for (need_id, partner_id, _, demand, tier, _), received in zip(p.sinks, inflow, strict=True):
+        values = {
+            "need_id": need_id,
+            "partner_id": partner_id,
+            "item": item,
+            "tier": tier,
+            "requested": demand,
+            "fulfilled": round(received, ROUND),
+        }
+        fill = _new(cls)
+        _set(fill, "__dict__", values)
+        _set(fill, "__pydantic_fields_set__", set(values))
+        _set(fill, "__pydantic_extra__", None)
+        _set(fill, "__pydantic_private__", None)
+        append(fill)
+    return fills

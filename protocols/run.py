@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
@@ -32,6 +33,7 @@ from schemas.protocol import (
     Protocol,
     PurchasingParameters,
     ReallocationParameters,
+    Scope,
 )
 from schemas.scenario import Scenario
 
@@ -126,16 +128,19 @@ def _solve(
         tuple[TransportProblem, reallocation.MaterialProblem | capacity.CapabilityProblem]
     ] = []
     if isinstance(opt, ReallocationParameters | CapacityParameters):
-        start = time.perf_counter()
-        problems = (
-            [(m.problem, m) for m in reallocation.build_problems(snapshot, opt, protocol.scope)]
+        contexts: list[_Context] = []
+        # Built one by one while Solving takes them: the first stacks of materials are
+        # solved while later ones are built.
+        built: Iterator[_Context] = (
+            reallocation.iter_problems(snapshot, opt, protocol.scope)
             if isinstance(opt, ReallocationParameters)
-            else [(c.problem, c) for c in capacity.build_problems(snapshot, opt, protocol.scope)]
+            else _capability_problems(snapshot, opt, protocol.scope)
         )
-        timings.build_s = time.perf_counter() - start
         start = time.perf_counter()
-        with Solving([p for p, _ in problems], choice, use_fast_path, workers) as solving:
-            timings.solve_s += time.perf_counter() - start
+        problem_stream = _problems_of(built, contexts, timings)
+        with Solving(problem_stream, choice, use_fast_path, workers) as solving:
+            timings.solve_s += time.perf_counter() - start - timings.build_s
+            problems = [(ctx.problem, ctx) for ctx in contexts]
             # The input hashes do not depend on the solution: computed while the solver
             # threads work, like the orders of each problem as soon as it is solved.
             start = time.perf_counter()
@@ -215,6 +220,30 @@ def _solve(
     )
     timings.record_s += time.perf_counter() - start
     return RunResult(decision, record, timings, violations, snapshot_json)
+
+
+_Context = reallocation.MaterialProblem | capacity.CapabilityProblem
+
+
+def _problems_of(
+    built: Iterator[_Context], contexts: list[_Context], timings: Timings
+) -> Iterator[TransportProblem]:
+    """The transport problems of ``built``, each context kept in ``contexts``; the time
+    spent building them is added to ``timings.build_s``."""
+    while True:
+        start = time.perf_counter()
+        ctx = next(built, None)
+        timings.build_s += time.perf_counter() - start
+        if ctx is None:
+            return
+        contexts.append(ctx)
+        yield ctx.problem
+
+
+def _capability_problems(
+    snapshot: Scenario, opt: CapacityParameters, scope: Scope
+) -> Iterator[capacity.CapabilityProblem]:
+    yield from capacity.build_problems(snapshot, opt, scope)  # built on the first next()
 
 
 def _input_hashes(protocol: Protocol, snapshot: Scenario) -> tuple[str, str, bytes]:

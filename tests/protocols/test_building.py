@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from protocols.decisions import NeedFulfilment, TransferOrder, trusted
-from protocols.generate import generate_scenario_data
+from protocols.generate import generate_scenario, generate_scenario_data
 from protocols.geo import haversine_km, haversine_matrix
 from protocols.loader import load_library
 from protocols.reallocation import ShareTable, build_problems, lane_cost_matrix, surplus
@@ -155,3 +155,46 @@ def test_site_table_distances_are_the_haversine_matrix_bit_for_bit():
         sites.latitude[src], sites.longitude[src], sites.latitude[snk], sites.longitude[snk]
     )
     assert np.array_equal(sites.distance(src, snk), expected)
+
+
+def test_pair_distances_and_costs_are_the_matrix_values_bit_for_bit():
+    sc = _scenario_with_lane_costs()
+    sites = SiteTable(sc)
+    rng = np.random.default_rng(5)
+    src = rng.integers(0, len(sites.latitude), 9)
+    snk = rng.integers(0, len(sites.latitude), 11)
+    dist, cost = sites.distance_and_cost(src, snk)
+    rows, cols = np.meshgrid(np.arange(9), np.arange(11), indexing="ij")
+    pair_dist, pair_cost = sites.pair_distance_and_cost(src[rows.ravel()], snk[cols.ravel()])
+    assert np.array_equal(pair_dist, dist.ravel())
+    assert np.array_equal(pair_cost, cost.ravel())
+    assert (pair_cost != pair_dist).any()  # the lane table overrides some distances
+
+
+@pytest.mark.parametrize(("params", "seed"), [({}, 1), ({"max_distance_km": 300}, 2)])
+def test_iterated_problems_are_the_per_material_reference(params, seed):
+    from protocols.reallocation import MaterialProblem, scoped_materials
+    from protocols.transport import build_arcs
+
+    sc = generate_scenario(40, 30, seed=seed, capacity=False, purchasing=False)
+    p = protocol(**params)
+    problems = build_problems(sc, p.optimization, p.scope)
+    assert [m.material_id for m in problems] == [
+        m for m in scoped_materials(sc, p.scope) if any(n.material_id == m for n in sc.needs)
+    ]
+    sites = SiteTable(sc)
+    for mp in problems:
+        prob = mp.problem
+        assert isinstance(mp, MaterialProblem)
+        dist, cost = lane_cost_matrix(sc, prob.sources, prob.sinks, sites)
+        src_site = sites.of([(s.partner_id, s.site_id) for s in prob.sources])
+        snk_site = sites.of([(s.partner_id, s.site_id) for s in prob.sinks])
+        allowed = src_site[:, None] != snk_site[None, :]
+        if "max_distance_km" in params:
+            allowed &= dist <= params["max_distance_km"]
+        arc_src, arc_snk, arc_cost = build_arcs(list(prob.sources), list(prob.sinks), cost, allowed)
+        assert np.array_equal(prob.arc_source, arc_src)
+        assert np.array_equal(prob.arc_sink, arc_snk)
+        assert np.array_equal(prob.arc_cost, arc_cost)
+        assert np.array_equal(mp.distance, dist[arc_src, arc_snk])
+        assert prob.arc_source.dtype == prob.arc_sink.dtype == np.int64

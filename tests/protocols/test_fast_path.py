@@ -105,3 +105,54 @@ def test_batch_size_changes_no_objective(monkeypatch):
     assert batched.decision.status is alone.decision.status is SolveStatus.OPTIMAL
     assert batched.decision.unmet_by_tier == pytest.approx(alone.decision.unmet_by_tier, abs=1e-5)
     assert batched.decision.total_cost == pytest.approx(alone.decision.total_cost, rel=1e-9)
+
+
+@pytest.mark.parametrize("chunks", [(1,), (2, 3), (8, 16, 32)])
+def test_problems_taken_chunk_by_chunk_give_the_same_stacks_and_solutions(monkeypatch, chunks):
+    import numpy as np
+
+    import protocols.dispatch as dispatch
+    from protocols.reallocation import iter_problems
+    from protocols.solvers import SolverChoice
+
+    sc = generate_scenario(30, 12, seed=3, capacity=False, purchasing=False)
+    p = protocol()
+    problems = [m.problem for m in build_problems(sc, p.optimization, p.scope)]
+    choice = SolverChoice("highs")
+    monkeypatch.setattr(dispatch, "BATCH_COLUMNS", 400)  # stacks of 2-3 materials
+
+    def stacks(solving):
+        jobs = {}
+        for i, (job, position, batch) in sorted(solving._jobs.items()):
+            jobs.setdefault(id(job), []).append((i, position, batch))
+        return [[i for i, _, _ in members] for members in jobs.values()]
+
+    with dispatch.Solving(problems, choice, workers=2) as at_once:
+        reference = list(at_once)
+        reference_stacks = stacks(at_once)
+    assert any(len(s) > 1 for s in reference_stacks)
+    monkeypatch.setattr(dispatch, "CHUNKS", chunks)
+    streamed = (mp.problem for mp in iter_problems(sc, p.optimization, p.scope))
+    with dispatch.Solving(streamed, choice, workers=2) as chunked:
+        solutions = list(chunked)
+        assert stacks(chunked) == reference_stacks  # stacks may span chunks
+    for a, b in zip(reference, solutions, strict=True):
+        assert a.status is b.status and a.method == b.method
+        assert np.array_equal(a.flows, b.flows)  # the same LPs: the same vertex
+
+
+def test_block_diagonal_of_slices_is_the_stacked_lp():
+    import numpy as np
+
+    from protocols.highs_lp import block_diagonal
+    from protocols.tier_reduction import TierReductions
+
+    sc = generate_scenario(20, 6, seed=2, capacity=False, purchasing=False)
+    p = protocol()
+    problems = [m.problem for m in build_problems(sc, p.optimization, p.scope)]
+    whole = TierReductions(problems).stacked(0, len(problems) - 1)
+    first, second = TierReductions(problems[:2]), TierReductions(problems[2:])
+    joined = block_diagonal([first.stacked(0, 1), second.stacked(0, len(problems) - 3)])
+    for name in whole.__dataclass_fields__:
+        a, b = getattr(whole, name), getattr(joined, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
