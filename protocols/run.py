@@ -27,6 +27,7 @@ from protocols.gc_pause import gc_paused
 from protocols.invariants import check_decision, unmet_by_tier
 from protocols.solvers import SolverChoice, solver_version
 from protocols.status import SolveStatus, worst
+from protocols.switching import short_switch_interval
 from protocols.transport import TransportProblem, TransportSolution
 from schemas.protocol import (
     CapacityParameters,
@@ -105,9 +106,10 @@ def solve(
     ``solver`` ("highs" or "cbc") overrides the protocol's solver setting.
     ``workers``: threads for the independent fast-path LPs (default: usable
     cores); the decision does not depend on it. The cyclic garbage collector is
-    paused meanwhile (:mod:`protocols.gc_pause`).
+    paused meanwhile (:mod:`protocols.gc_pause`) and the GIL switch interval is
+    short (:mod:`protocols.switching`).
     """
-    with gc_paused():
+    with gc_paused(), short_switch_interval():
         return _solve(protocol, snapshot, solver, run_id, use_fast_path, workers)
 
 
