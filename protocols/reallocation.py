@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -171,13 +172,13 @@ def iter_problems(
     # per material: sources with their site indices, shortfall sinks
     sources_by_material: dict[str, tuple[list[Source], list[int]]] = {}
     shortfalls: dict[str, list[Sink]] = {}
-    for pos in scenario.positions:
-        partner_id = pos.partner_id
+    shortfall = params.include_position_shortfalls
+    for partner_id, site_id, material_id, on_hand, safety_stock in map(
+        _POSITION_FIELDS, scenario.positions
+    ):
         if partner_id not in scoped:
             continue
-        on_hand, safety_stock = pos.on_hand, pos.safety_stock
         if on_hand > safety_stock:
-            material_id, site_id = pos.material_id, pos.site_id
             share = max(
                 share_all.get(partner_id, 0.0), share_some.get((partner_id, material_id), 0.0)
             )
@@ -192,36 +193,28 @@ def iter_problems(
                     entry = sources_by_material[material_id] = ([], [])
                 entry[0].append(Source(partner_id, site_id, cap, ref))
                 entry[1].append(site_index[key])
-        elif params.include_position_shortfalls and on_hand < safety_stock:
-            shortfalls.setdefault(pos.material_id, []).append(
+        elif shortfall and on_hand < safety_stock:
+            shortfalls.setdefault(material_id, []).append(
                 Sink(
-                    f"shortfall-{partner_id}-{pos.site_id}-{pos.material_id}",
+                    f"shortfall-{partner_id}-{site_id}-{material_id}",
                     partner_id,
-                    pos.site_id,
+                    site_id,
                     safety_stock - on_hand,
                     partner_by_id[partner_id].criticality.tier,
                     scenario.as_of,
                 )
             )
     needs_by_material: dict[str, list[Sink]] = {}
-    for need in scenario.needs:
-        partner_id = need.partner_id
-        if need.quantity <= 0 or partner_id not in scoped:
+    for need_id, partner_id, site_id, material_id, quantity, needed_by, crit in map(
+        _NEED_FIELDS, scenario.needs
+    ):
+        if quantity <= 0 or partner_id not in scoped:
             continue
-        crit = need.criticality or partner_by_id[partner_id].criticality
-        sinks = needs_by_material.get(need.material_id)
+        tier = (crit or partner_by_id[partner_id].criticality).tier
+        sinks = needs_by_material.get(material_id)
         if sinks is None:
-            sinks = needs_by_material[need.material_id] = []
-        sinks.append(
-            Sink(
-                need.need_id,
-                partner_id,
-                need.site_id,
-                need.quantity,
-                crit.tier,
-                need.needed_by,
-            )
-        )
+            sinks = needs_by_material[material_id] = []
+        sinks.append(Sink(need_id, partner_id, site_id, quantity, tier, needed_by))
     words = vocabulary(params, "")
     words_by_unit: dict[str, Vocabulary] = {}
     min_fill = tuple(sorted((m.tier, m.fraction) for m in params.min_fill))
@@ -268,6 +261,11 @@ def iter_problems(
             size *= 2
 
 
+_POSITION_FIELDS = attrgetter("partner_id", "site_id", "material_id", "on_hand", "safety_stock")
+_NEED_FIELDS = attrgetter(
+    "need_id", "partner_id", "site_id", "material_id", "quantity", "needed_by", "criticality"
+)
+
 #: Materials in the first group of :func:`iter_problems` (each later group is twice
 #: as large): small, so that solving starts early.
 _FIRST_GROUP = 8
@@ -313,6 +311,8 @@ def _lanes(
 
 _new = object.__new__
 _set = object.__setattr__
+_ORDER_FIELDS = frozenset(TransferOrder.model_fields)
+_FULFILMENT_FIELDS = frozenset(NeedFulfilment.model_fields)
 _sha256 = hashlib.sha256
 
 
@@ -327,6 +327,11 @@ def assign(
     200 x 100 (the invariants are checked on the decision afterwards). Order ids are
     :func:`protocols.decisions.order_id` of (material, donor partner, donor site, need),
     from the hashed prefix of each donor (the same bytes).
+
+    The orders of one call share one ``model_fields_set`` (all fields, as
+    ``model_construct`` would set them): one set per material instead of one per
+    order, half the objects the garbage collector scans after the run. Pydantic never
+    changes it in place (frozen models; ``model_copy`` copies it first, tested).
     """
     p = mp.problem
     flows = clean_flows(solution.flows)
@@ -334,6 +339,7 @@ def assign(
     material_id, unit = mp.material_id, mp.unit
     sources, sinks = p.sources, p.sinks
     prefixes: dict[int, tuple[str, str, bytes]] = {}
+    fields_set = set(_ORDER_FIELDS)
     orders: list[TransferOrder] = []
     append = orders.append
     cls = TransferOrder
@@ -368,7 +374,7 @@ def assign(
         }
         order = _new(cls)
         _set(order, "__dict__", values)
-        _set(order, "__pydantic_fields_set__", set(values))
+        _set(order, "__pydantic_fields_set__", fields_set)
         _set(order, "__pydantic_extra__", None)
         _set(order, "__pydantic_private__", None)
         append(order)
@@ -378,8 +384,10 @@ def assign(
 def fulfilment_of(
     p: TransportProblem, flows: npt.NDArray[np.float64], item: str
 ) -> list[NeedFulfilment]:
-    """Requested vs. delivered per need (sink) of a solved transport problem."""
+    """Requested vs. delivered per need (sink) of a solved transport problem (one
+    ``model_fields_set`` for all, as in :func:`assign`)."""
     inflow = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks)).tolist()
+    fields_set = set(_FULFILMENT_FIELDS)
     fills: list[NeedFulfilment] = []
     append = fills.append
     cls = NeedFulfilment
@@ -394,7 +402,7 @@ def fulfilment_of(
         }
         fill = _new(cls)
         _set(fill, "__dict__", values)
-        _set(fill, "__pydantic_fields_set__", set(values))
+        _set(fill, "__pydantic_fields_set__", fields_set)
         _set(fill, "__pydantic_extra__", None)
         _set(fill, "__pydantic_private__", None)
         append(fill)

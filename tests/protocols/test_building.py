@@ -198,3 +198,17 @@ def test_iterated_problems_are_the_per_material_reference(params, seed):
         assert np.array_equal(prob.arc_cost, arc_cost)
         assert np.array_equal(mp.distance, dist[arc_src, arc_snk])
         assert prob.arc_source.dtype == prob.arc_sink.dtype == np.int64
+
+
+def test_orders_and_fulfilment_of_a_run_equal_validated_models():
+    sc = generate_scenario(15, 5, seed=4, capacity=False, purchasing=False)
+    d = solve(protocol(), sc).decision
+    assert d.transfers and d.fulfilment
+    for model in [*d.transfers, *d.fulfilment]:
+        again = type(model)(**model.model_dump())
+        assert model == again and model.model_dump(mode="json") == again.model_dump(mode="json")
+        assert model.model_fields_set == again.model_fields_set == set(type(model).model_fields)
+    first, second = d.transfers[0], d.transfers[1]
+    changed = first.model_copy(update={"quantity": 1.0})
+    changed.model_fields_set.discard("cost")  # a copy's set is its own
+    assert first.model_fields_set == second.model_fields_set == set(TransferOrder.model_fields)
