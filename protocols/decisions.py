@@ -138,7 +138,7 @@ class Decision(BaseModel):
         have no aliases or custom serialisers): the same bytes at half the cost of
         ``model_dump`` for thousands of orders (tested against ``model_dump``).
         """
-        data = orjson.dumps(self, default=_fields, option=_CANONICAL)
+        data = orjson.dumps(_top_level(self), default=_fields, option=_CANONICAL)
         return hashlib.sha256(data).hexdigest()
 
     def canonical_json(self) -> bytes:
@@ -147,6 +147,17 @@ class Decision(BaseModel):
 
 
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _top_level(decision: Decision) -> dict[str, Any]:
+    """The decision's fields with its lists of models (validated: models only) as lists
+    of their field dicts: what ``_fields`` gives orjson one callback at a time."""
+    return {
+        name: list(map(vars, value))
+        if isinstance(value, list) and value and isinstance(value[0], BaseModel)
+        else value
+        for name, value in decision.__dict__.items()
+    }
 
 
 def _fields(value: object) -> dict[str, Any]:
