@@ -122,9 +122,10 @@ _Queue = JobQueue[list[TransportSolution]]
 class Solving:
     """Solutions of independent problems, in input order, solved in the background.
 
-    On entry the reduced LPs of complete fast-path problems are built (all at once,
-    :class:`protocols.tier_reduction.TierReductions`) and each stack is handed to a
-    HiGHS instance in the calling thread; the job queued for ``workers - 1``
+    On entry the reduced LPs of complete fast-path problems are built (together,
+    :class:`protocols.tier_reduction.TierReductions`; problems given as an iterator
+    chunk by chunk, taken while the first stacks are solved) and each stack is handed
+    to a HiGHS instance in the calling thread; the job queued for ``workers - 1``
     background threads (default workers: usable cores) is only ``Highs.run``, which
     releases the GIL. Iterating yields the solutions in input order: while the caller
     turns the first ones into orders, later ones are solved in the background, and a
