@@ -13,27 +13,16 @@ concurrent run ends, and only if it was enabled before the first one started.
 from __future__ import annotations
 
 import gc
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
-_lock = threading.Lock()
-_users = 0
-_was_enabled = False
+from protocols.run_scoped import RunScoped
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    global _users, _was_enabled
-    with _lock:
-        if _users == 0:
-            _was_enabled = gc.isenabled()
-            gc.disable()
-        _users += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _users -= 1
-            if _users == 0 and _was_enabled:
-                gc.enable()
+def _pause() -> Callable[[], None] | None:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    return gc.enable if was_enabled else None
+
+
+#: ``with gc_paused():`` the collector is off while any run is in progress.
+gc_paused = RunScoped(_pause)
