@@ -8,6 +8,7 @@ click and its state changes on the page; the screenshot goes to test-artifacts/c
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tests.integration.console_stack import (
     send_event,
     stock,
 )
+from tests.missing import missing_component
 
 pytestmark = pytest.mark.integration
 
@@ -62,8 +64,13 @@ async def producer(stack: ConsoleStack) -> AsyncIterator[AIOKafkaProducer]:
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing: run `sh scripts/install-test-deps.sh chromium` as root")
-    playwright_api = pytest.importorskip("playwright.async_api")
+        missing_component(
+            f"{CHROMIUM} missing: run `sh scripts/install-test-deps.sh chromium` as root"
+        )
+    try:
+        playwright_api = importlib.import_module("playwright.async_api")
+    except ImportError as exc:
+        missing_component(f"playwright not importable: {exc}")
     async with playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
