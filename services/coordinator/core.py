@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -298,11 +299,14 @@ class Coordinator:
         messages.append(self._run_updated(run, now, run.detail))
         return messages
 
-    def published(self, run_id: str) -> None:
-        """The decision messages of the run's latest revision are out."""
+    def published(self, run_id: str, revision: int) -> bool:
+        """The decision messages of ``revision`` are out. True if that is the run's latest
+        revision (no longer pending); a newer revision solved meanwhile stays pending."""
         run = self.runs.get(run_id)
-        if run is not None:
-            run.publish_pending = False
+        if run is None or run.revision != revision:
+            return False
+        run.publish_pending = False
+        return True
 
     def republish(self, run_id: str, now: float) -> list[Publish]:
         """The messages of a decision whose publication may have been cut short (a crash, the
@@ -476,6 +480,29 @@ class Coordinator:
             )
             for recipient in (order.responder, *order.informed)
         ]
+
+
+def recover(runs: list[Run], has_record: Callable[[str, int], bool]) -> None:
+    """Settle runs read back from checkpoints before the service goes on with them.
+
+    ``has_record(run_id, revision)``: that revision's run record is stored.
+    - A run that was solving (again) and whose next revision has a record solved and may
+      have published that revision before the stop: the re-solve gets a fresh revision
+      (new order ids; that record stays reproducible).
+    - A pending decision without its record never went out: taken back
+      (:func:`take_back_undecided`).
+    - A run solving again after its decision went out in part (a decline) is solved again;
+      the new revision supersedes the old one, nothing of it is published again (it would
+      be announced under the new revision number).
+    Other pending decisions are published again by the service.
+    """
+    for run in runs:
+        if run.state is RunState.SOLVING and has_record(run.run_id, run.revision + 1):
+            run.revision += 1
+        if run.publish_pending and not has_record(run.run_id, run.revision):
+            take_back_undecided(run)
+        elif run.state is RunState.SOLVING:
+            run.publish_pending = False
 
 
 def take_back_undecided(run: Run) -> None:

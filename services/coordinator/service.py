@@ -42,7 +42,8 @@ from services.common.topics import (
 )
 from services.coordinator import metrics
 from services.coordinator.checkpoint import Checkpoints, checkpoint_bytes, restore_into
-from services.coordinator.core import Coordinator, Publish, Run, take_back_undecided
+from services.coordinator.core import Coordinator, Publish, Run, recover
+from services.coordinator.publication import Publications
 from services.coordinator.quotes import QuoteBook
 from services.coordinator.replica import AllianceReplica
 from services.coordinator.snapshot import build_snapshot
@@ -78,6 +79,8 @@ class CoordinatorService:
         self._consumers: list[AIOKafkaConsumer] = []
         self._solving: set[str] = set()
         self._outbox: list[Publish] = []
+        self._tick_backlog: list[Publish] = []  # expiry messages the broker refused
+        self._tick_backlog_runs: set[str] = set()  # their runs (checkpointed once they are out)
         self.checkpoints = checkpoints
         # full garbage collections between runs (the process entry defers the automatic ones)
         self.collector = collector
@@ -85,12 +88,14 @@ class CoordinatorService:
         # back, and answers count as read once their effects are published
         self._dirty: set[str] = set()  # runs changed (and published) since the last checkpoint
         self._answered: set[str] = set()  # changed by answers of the batch being published
-        self._publishing: set[str] = set()  # solved or expired, being published
-        self._unpublished: set[str] = set()  # decisions to publish again (failed, restart)
+        # runs being published (held out of checkpoints), one publication per run at a time,
+        # and the decisions to publish again (refused by the broker, cut short by a stop)
+        self.publications = Publications()
         self._answers_read: dict[int, int] = {}  # partner-events partition -> next offset
         self._answers_fetched: dict[int, int] = {}  # read, effects not yet published
         self._answers_saved: dict[int, int] = {}
         self._checkpoint_lock = asyncio.Lock()
+        self._republishing = asyncio.Lock()
         self.ready = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -113,19 +118,9 @@ class CoordinatorService:
         alerts = await self._consumer(ALERTS.name, None)
         log.debug("consumer_ready", topic=ALERTS.name)
         recovered, answers_from = self.checkpoints.load() if self.checkpoints else ([], {})
-        for run in recovered:
-            if (
-                run.state is RunState.SOLVING
-                and self.store.path(run.run_id, run.revision + 1).exists()
-            ):
-                # it solved and may have published revision+1 before it stopped: the re-solve
-                # gets a fresh revision (new order ids; that record stays reproducible)
-                run.revision += 1
-        for run in recovered:
-            if run.publish_pending and not self.store.path(run.run_id, run.revision).exists():
-                take_back_undecided(run)
+        recover(recovered, lambda run_id, revision: self.store.path(run_id, revision).exists())
         restore_into(self.core, recovered)
-        self._unpublished |= {r.run_id for r in recovered if r.publish_pending}
+        self.publications.unpublished |= {r.run_id for r in recovered if r.publish_pending}
         if answers_from is None:  # unreadable offsets: answers are idempotent, read them all
             answers_start: str | dict[int, int] | None = "beginning"
         else:
@@ -209,7 +204,7 @@ class CoordinatorService:
             return
         async with self._checkpoint_lock:
             answers = dict(self._answers_read)
-            held = self._answered | self._publishing
+            held = self._answered | self.publications.held_ids()
             ready = sorted(r for r in self._dirty - held if r in self.core.runs)
             if not ready and answers == self._answers_saved:
                 return
@@ -364,6 +359,9 @@ class CoordinatorService:
         protocol = run.protocol
         started = time.perf_counter()
         phases: dict[str, float] = {}
+        # held out of checkpoints from the new revision until its messages are out
+        hold = contextlib.ExitStack()
+        held = False
         try:
             await self._sync_replica()
             phases["sync"] = time.perf_counter() - started
@@ -382,8 +380,11 @@ class CoordinatorService:
             result = await asyncio.to_thread(solve, protocol, snapshot, run_id=run_id)
             phases["solve"] = time.perf_counter() - started - sum(phases.values())
             seconds = time.perf_counter() - started
-            self._publishing.add(run_id)
+            hold.enter_context(self.publications.held([run_id]))
+            held = True
             messages = self.core.solved(run_id, result, seconds, time.time())
+            # this task publishes the new revision; an older one is not published again
+            self.publications.unpublished.discard(run_id)
             # before anything goes out, off the loop and side by side: the run record (every
             # published decision is reproducible) and the run marked publish_pending (a
             # restart publishes it again). A decision without its record was never
@@ -403,23 +404,23 @@ class CoordinatorService:
             phases["record"] = time.perf_counter() - started - sum(phases.values())
         except Exception as exc:
             log.exception("solve_failed", run_id=run_id)
-            self._publishing.add(run_id)
+            if not held:
+                hold.enter_context(self.publications.held([run_id]))
             messages = self.core.failed(run_id, repr(exc), time.time())
+            self.publications.unpublished.discard(run_id)
             seconds = time.perf_counter() - started
         finally:
             self._solving.discard(run_id)
+        revision = run.revision
         crash_point("coordinator.before_publish")
-        try:
-            await self._publish_decision(run_id, messages)
-        finally:
-            self._publishing.discard(run_id)
+        with hold:
+            delivered = await self._publish_decision(run_id, revision, messages)
         phases["publish"] = time.perf_counter() - started - sum(phases.values())
-        if run.decision is not None and run.state is not RunState.FAILED:
-            metrics.TRIGGER_TO_DECISION.observe(max(0.0, time.time() - run.triggered_at))
+        if delivered:
+            self._delivered(run)
         self._dirty.add(run_id)
         await self._checkpoint()
         metrics.SOLVE_SECONDS.labels(protocol.id).observe(seconds)
-        metrics.RUNS.labels(protocol.id, run.state.value).inc()
         log.info(
             "run_solved",
             run_id=run_id,
@@ -429,7 +430,14 @@ class CoordinatorService:
             seconds=round(seconds, 3),
             orders=len(run.current_orders()),
             phases_ms={k: round(v * 1000, 1) for k, v in phases.items()},
+            published=delivered,
         )
+
+    def _delivered(self, run: Run) -> None:
+        """Metrics of a decision whose messages are out (at the first successful attempt)."""
+        if run.decision is not None and run.state is not RunState.FAILED:
+            metrics.TRIGGER_TO_DECISION.observe(max(0.0, time.time() - run.triggered_at))
+        metrics.RUNS.labels(run.protocol.id, run.state.value).inc()
 
     def expire(self, now: float) -> list[str]:
         """Retention: finished runs and their records older than the store's window."""
@@ -437,6 +445,7 @@ class CoordinatorService:
         if days is None:
             return []
         forgotten = self.core.forget_finished(now - days * 86_400)
+        self.publications.forget(forgotten)
         if self.checkpoints is not None:
             self.checkpoints.forget(forgotten)
         expired = set(self.store.expire(now)) | set(forgotten)
@@ -444,36 +453,57 @@ class CoordinatorService:
             log.info("runs_expired", runs=len(expired), days=days)
         return sorted(expired)
 
-    async def _publish_decision(self, run_id: str, messages: list[Publish]) -> None:
-        """The decision summary and run state first (operators, dashboards), then the orders.
-        When the broker refuses, the decision is published again on the next ticks."""
+    async def _publish_decision(
+        self, run_id: str, revision: int, messages: list[Publish]
+    ) -> bool:
+        """Publish a revision's decision messages, one publication per run at a time (a run's
+        messages go out in revision order); True once they are out."""
+        async with self.publications.lock(run_id):
+            return await self._send_decision(run_id, revision, messages)
+
+    async def _send_decision(self, run_id: str, revision: int, messages: list[Publish]) -> bool:
+        """The decision summary and run state first (operators, dashboards), then the orders;
+        the caller holds the run's publication lock. When the broker refuses, the run's
+        latest revision is published again on the next ticks (an older revision is
+        superseded by the newer one's messages)."""
         first = [m for m in messages if m.topic != PARTNER_ORDERS.name]
         try:
             await self._publish(first)
             await self._publish([m for m in messages if m.topic == PARTNER_ORDERS.name])
         except Exception:
-            log.exception("decision_publish_failed", run_id=run_id, retry=True)
-            self._unpublished.add(run_id)
-            return
-        self.core.published(run_id)
-        self._unpublished.discard(run_id)
+            log.exception("decision_publish_failed", run_id=run_id, revision=revision)
+            run = self.core.runs.get(run_id)
+            if run is not None and run.revision == revision:
+                self.publications.unpublished.add(run_id)
+            return False
+        if self.core.published(run_id, revision):
+            self.publications.unpublished.discard(run_id)
+        return True
 
     async def _republish(self) -> None:
         """Publish again the decisions whose publication failed or a stop may have cut short
-        (same order ids; pending orders get a fresh deadline)."""
-        for run_id in sorted(self._unpublished):
-            run = self.core.runs.get(run_id)
-            if run is None or not run.publish_pending:
-                self._unpublished.discard(run_id)
-                continue
-            self._publishing.add(run_id)
-            try:
-                await self._publish_decision(run_id, self.core.republish(run_id, time.time()))
-            finally:
-                self._publishing.discard(run_id)
-            if not run.publish_pending:
-                log.info("decision_republished", run_id=run_id, revision=run.revision)
-                self._dirty.add(run_id)
+        (same order ids; pending orders get a fresh deadline). Not a run being solved again:
+        its new revision supersedes the old one. One pass at a time (start and ticks)."""
+        if self._republishing.locked():
+            return
+        async with self._republishing:
+            for run_id in sorted(self.publications.unpublished):
+                run = self.core.runs.get(run_id)
+                if run is None or not run.publish_pending or run_id in self._solving:
+                    self.publications.unpublished.discard(run_id)
+                    continue
+                with self.publications.held([run_id]):
+                    async with self.publications.lock(run_id):
+                        # another publication may have ended while this one waited
+                        if run_id not in self.publications.unpublished or not run.publish_pending:
+                            continue
+                        revision = run.revision
+                        messages = self.core.republish(run_id, time.time())
+                        delivered = await self._send_decision(run_id, revision, messages)
+                if delivered:
+                    log.info("decision_republished", run_id=run_id, revision=revision)
+                    self._delivered(run)
+                    self._dirty.add(run_id)
         await self._checkpoint()
 
     async def _save_run(self, run_id: str) -> None:
@@ -502,17 +532,21 @@ class CoordinatorService:
             last_expiry = now
             self.expire(now)
         published = {r.run_id for r in self.core.runs.values() if r.state is RunState.PUBLISHED}
-        self._publishing |= published
-        try:
-            messages, replan = self.core.tick(now)
-            await self._publish(messages)
-        finally:
-            self._publishing -= published
-        if messages:  # orders expired: those runs changed
-            self._dirty |= published
-        for run_id in replan:
-            self._schedule_solve(run_id, now)
-        if self._unpublished:
+        messages, replan = self.core.tick(now)
+        changed = (published if messages else set()) | self._tick_backlog_runs  # orders expired
+        messages = self._tick_backlog + messages
+        self._tick_backlog, self._tick_backlog_runs = [], set()
+        with self.publications.held(published | changed):
+            try:
+                await self._publish(messages)
+                self._dirty |= changed
+            except Exception:  # sent again with the next tick's; the re-plans go on
+                self._tick_backlog, self._tick_backlog_runs = messages, changed
+                log.exception("tick_publish_failed", messages=len(messages), retry=True)
+            finally:
+                for run_id in replan:
+                    self._schedule_solve(run_id, now)
+        if self.publications.unpublished:
             await self._republish()
         await self._checkpoint()
         self._collect_if_quiet()
@@ -522,7 +556,7 @@ class CoordinatorService:
         if self.collector is None:
             return
         started = time.perf_counter()
-        kind = self.collector.tick(busy=bool(self._solving or self._publishing))
+        kind = self.collector.tick(busy=bool(self._solving) or self.publications.busy())
         if kind is not None:
             log.debug("gc_collected", kind=kind, ms=round((time.perf_counter() - started) * 1e3, 1))
 

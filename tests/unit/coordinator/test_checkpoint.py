@@ -15,7 +15,7 @@ from services.coordinator.checkpoint import (
     run_document,
     run_from_document,
 )
-from services.coordinator.core import Coordinator, take_back_undecided
+from services.coordinator.core import Coordinator, recover, take_back_undecided
 from tests.protocols.helpers import protocol
 from tests.unit.coordinator.test_core import NOW, solved
 
@@ -75,6 +75,36 @@ def test_a_decision_without_its_record_is_taken_back() -> None:
     restore_into(restored, [back])
     assert restored.active_scopes == {back.scope_key: back.run_id}
     assert restored.order_index == {}
+
+
+def test_recovery_settles_pending_and_interrupted_runs() -> None:
+    """What a restart does with each run before going on (records: (run id, revision))."""
+    # a pending decision with its record: published again as it is
+    core = Coordinator({PROTO.id: PROTO})
+    pending, _, _ = core.trigger(PROTO.id, "manual", NOW)
+    solved(core, pending.run_id, published=False)
+    # the same, its record missing: taken back
+    core2 = Coordinator({PROTO.id: PROTO})
+    undecided, _, _ = core2.trigger(PROTO.id, "manual", NOW)
+    solved(core2, undecided.run_id, published=False)
+    # revision 1 refused by the broker, then declined by a partner that got its order: the
+    # run is solving again, and its revision 2 was solved and recorded before the stop
+    core3 = Coordinator({PROTO.id: PROTO})
+    replanned, _, _ = core3.trigger(PROTO.id, "manual", NOW)
+    solved(core3, replanned.run_id, published=False)
+    [order] = replanned.current_orders()
+    _, replan = core3.acknowledge(order.order_id, order.responder, False, "no", NOW + 1)
+    assert replan and replanned.state is RunState.SOLVING and replanned.publish_pending
+    runs = [run_from_document(run_document(r)) for r in (pending, undecided, replanned)]
+    records = {(pending.run_id, 1), (replanned.run_id, 1), (replanned.run_id, 2)}
+    recover(runs, lambda run_id, revision: (run_id, revision) in records)
+    back_pending, back_undecided, back_replanned = runs
+    assert back_pending.publish_pending and back_pending.state is RunState.PUBLISHED
+    assert not back_undecided.publish_pending and back_undecided.state is RunState.SOLVING
+    assert back_undecided.current_orders() == []
+    # solved again as revision 3; revision 1 is not announced again (as revision 2)
+    assert back_replanned.revision == 2 and not back_replanned.publish_pending
+    assert back_replanned.state is RunState.SOLVING
 
 
 def test_restored_core_accepts_answers_and_keeps_one_run_per_scope(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def solved(
     result = solve(run.protocol, two_donors(run.adjustments), run_id=run_id)  # type: ignore[arg-type]
     messages = core.solved(run_id, result, 0.01, now)
     if published:
-        core.published(run_id)
+        core.published(run_id, core.runs[run_id].revision)
     return messages
 
 
@@ -135,7 +135,7 @@ def test_a_decision_not_known_to_be_out_is_published_again_with_the_same_orders(
     assert {o["respond_by"] for o in after} == {
         datetime.fromtimestamp(later + proto.response_hours * 3600, UTC).isoformat()
     }
-    core.published(run.run_id)
+    core.published(run.run_id, run.revision)
     assert not run.publish_pending
     assert core.tick(later + proto.response_hours * 3600 - 1) == ([], [])
     _, replan = core.tick(later + proto.response_hours * 3600 + 1)

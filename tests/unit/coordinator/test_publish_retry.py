@@ -61,7 +61,7 @@ async def test_a_refused_decision_is_published_again_with_the_same_orders(tmp_pa
     }
     assert issued
 
-    await service._publish_decision(run.run_id, messages)
+    await service._publish_decision(run.run_id, run.revision, messages)
     assert run.publish_pending and run.state is RunState.PUBLISHED
     assert producer.sent == []
     # the checkpoint on disk says so too: a restart would publish it again

@@ -1,0 +1,203 @@
+"""A decision still going out while the next revision of the same run is solved (Kafka
+faked at the edge: a producer that holds back or refuses sends; the service's own solve
+task runs, with the replica sync skipped and a fixed clock)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+
+from protocols.run import solve
+from services.common.topics import DECISIONS, PARTNER_ORDERS
+from services.coordinator.checkpoint import Checkpoints, run_from_document
+from services.coordinator.core import Publish, Run
+from services.coordinator.service import CoordinatorService
+from services.coordinator.store import RunStore
+from tests.unit.coordinator.test_live_capacity_purchasing import (
+    ALLIANCE,
+    CAPACITY,
+    CAPACITY_EVENTS,
+    NOW,
+    replica_after,
+    snapshot_of,
+)
+
+
+class GatedProducer:
+    """Holds back order messages until ``gate`` is set; refuses every message of the
+    revisions in ``refuse``."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.refuse: set[int] = set()
+        self.down = False
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+        message = orjson.loads(value)
+        if self.down or message.get("revision") in self.refuse:
+            raise KafkaTimeoutError("broker unreachable")
+        if topic == PARTNER_ORDERS.name:
+            await self.gate.wait()
+        self.sent.append({"topic": topic, **message})
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    def issued(self, revision: int) -> list[tuple[str, str]]:
+        """(order id, recipient) of each OrderIssued of ``revision`` sent."""
+        return [
+            (m["order_id"], m["recipient"])
+            for m in self.sent
+            if m.get("type") == "OrderIssued" and m["revision"] == revision
+        ]
+
+
+class Clock:
+    now = NOW + 60
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(time, "time", lambda: c.now)
+    return c
+
+
+@pytest.fixture
+def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock) -> CoordinatorService:
+    svc = CoordinatorService(
+        "127.0.0.1:1",
+        ALLIANCE,
+        {CAPACITY.id: CAPACITY},
+        RunStore(tmp_path / "runs"),
+        checkpoints=Checkpoints(tmp_path / "state"),
+    )
+    svc.producer = GatedProducer()  # type: ignore[assignment]
+    svc.replica = replica_after(CAPACITY_EVENTS)
+
+    async def synced() -> None:
+        return None
+
+    monkeypatch.setattr(svc, "_sync_replica", synced)
+    return svc
+
+
+def _first_revision(svc: CoordinatorService) -> tuple[Run, list[Publish]]:
+    run, _, _ = svc.core.trigger(CAPACITY.id, "manual", NOW)
+    result = solve(CAPACITY, snapshot_of(svc.replica, CAPACITY))
+    svc.store.save(result.record, 1, CAPACITY, snapshot_of(svc.replica, CAPACITY), {}, None)
+    return run, svc.core.solved(run.run_id, result, 0.01, NOW)
+
+
+def _decline_one(svc: CoordinatorService, messages: list[Publish]) -> None:
+    order = next(
+        o
+        for o in (orjson.loads(m.value) for m in messages if m.topic == PARTNER_ORDERS.name)
+        if o["must_answer"]
+    )
+    _, replan = svc.core.acknowledge(order["order_id"], order["recipient"], False, "no", NOW + 1)
+    assert replan
+    svc._schedule_solve(order["run_id"], NOW + 1)
+
+
+async def _until(condition: Any) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+def _pending_on_disk(tmp_path: Path, run: Run) -> bool:
+    document = orjson.loads((tmp_path / "state" / f"{run.run_id}.json").read_bytes())
+    return run_from_document(document).publish_pending
+
+
+async def test_an_older_revision_going_out_does_not_mark_the_newer_one_published(
+    service: CoordinatorService, tmp_path: Path
+) -> None:
+    producer: GatedProducer = service.producer  # type: ignore[assignment]
+    run, first = _first_revision(service)
+    publishing = asyncio.create_task(service._publish_decision(run.run_id, 1, first))
+    await asyncio.sleep(0.01)  # revision 1's orders are on their way
+    _decline_one(service, first)  # a partner that got its order declines: re-plan
+    producer.refuse = {2}  # the broker will refuse revision 2
+    await _until(lambda: run.revision == 2)
+    producer.gate.set()
+    assert await publishing  # revision 1 is out ...
+    await _until(lambda: run.run_id not in service._solving)
+    await asyncio.gather(*service._tasks)
+    assert run.publish_pending  # ... revision 2 is not
+    assert _pending_on_disk(tmp_path, run)
+    assert run.run_id in service.publications.unpublished
+    assert producer.issued(2) == []
+
+    producer.refuse = set()
+    await service._republish()  # the next tick
+    summaries = [m for m in producer.sent if m["topic"] == DECISIONS.name]
+    assert [m["revision"] for m in summaries] == [1, 2] and not run.publish_pending
+    assert not _pending_on_disk(tmp_path, run)
+    # every revision 1 message went out before the first of revision 2
+    revisions = [m["revision"] for m in producer.sent if "revision" in m]
+    assert revisions == sorted(revisions)
+
+
+async def test_a_tick_does_not_publish_a_revision_before_its_record_is_written(
+    service: CoordinatorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer: GatedProducer = service.producer  # type: ignore[assignment]
+    producer.gate.set()
+    run, first = _first_revision(service)
+    producer.refuse = {1}
+    assert not await service._publish_decision(run.run_id, 1, first)  # refused
+    producer.refuse = set()
+    assert run.run_id in service.publications.unpublished
+
+    record_written = threading.Event()
+    save = service.store.save
+
+    def slow_save(*args: Any) -> Any:
+        assert record_written.wait(10)
+        return save(*args)
+
+    monkeypatch.setattr(service.store, "save", slow_save)
+    _decline_one(service, first)
+    await _until(lambda: run.revision == 2)  # solved, its record not yet written
+    await service._republish()  # a tick meanwhile
+    assert producer.issued(2) == [] and producer.issued(1) == []
+    record_written.set()
+    await asyncio.gather(*service._tasks)
+    issued = producer.issued(2)
+    assert issued and len(issued) == len(set(issued))  # each order once to each partner
+    assert not run.publish_pending and not service.publications.busy()
+
+
+async def test_expiries_the_broker_refuses_are_sent_later_and_the_re_plan_goes_on(
+    service: CoordinatorService, clock: Clock
+) -> None:
+    producer: GatedProducer = service.producer  # type: ignore[assignment]
+    producer.gate.set()
+    run, first = _first_revision(service)
+    assert await service._publish_decision(run.run_id, 1, first)
+    producer.down = True
+    clock.now = NOW + CAPACITY.response_hours * 3600 + 120  # nobody answered in time
+    await service._tick(clock.now)  # the broker is down: the tick must not give up
+    assert run.run_id in service._solving  # the re-plan was scheduled all the same
+    await asyncio.gather(*service._tasks)
+    assert run.revision == 2 and run.publish_pending  # re-planned, not yet out
+    assert [m for m in producer.sent if m.get("type") == "OrderUpdated"] == []
+
+    producer.down = False
+    await service._tick(clock.now)  # the next tick: the expiries, then revision 2
+    expired = [m for m in producer.sent if m.get("type") == "OrderUpdated"]
+    assert expired and {m["state"] for m in expired} == {"expired"}
+    summaries = [m for m in producer.sent if m["topic"] == DECISIONS.name]
+    assert [m["revision"] for m in summaries] == [1, 2] and not run.publish_pending
