@@ -18,6 +18,9 @@ import asyncio
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from services.coordinator.core import Publish
 
 
 class Publications:
@@ -58,3 +61,21 @@ class Publications:
             if lock is not None and not lock.locked():
                 del self._locks[run_id]
             self.unpublished.discard(run_id)
+
+
+@dataclass
+class TickBacklog:
+    """Expiry notices the broker refused, the runs they changed and the re-plans they
+    cause: the runs stay out of checkpoints and are not re-planned until the notices are
+    out (a checkpoint or a new revision must not get ahead of them)."""
+
+    messages: list[Publish] = field(default_factory=list)
+    runs: set[str] = field(default_factory=set)
+    replan: list[str] = field(default_factory=list)
+
+    def join(self, messages: list[Publish], runs: set[str], replan: list[str]) -> TickBacklog:
+        return TickBacklog(
+            self.messages + messages,
+            self.runs | runs,
+            self.replan + [r for r in replan if r not in self.replan],
+        )

@@ -43,7 +43,7 @@ from services.common.topics import (
 from services.coordinator import metrics
 from services.coordinator.checkpoint import Checkpoints, checkpoint_bytes, restore_into
 from services.coordinator.core import Coordinator, Publish, Run, recover
-from services.coordinator.publication import Publications
+from services.coordinator.publication import Publications, TickBacklog
 from services.coordinator.quotes import QuoteBook
 from services.coordinator.replica import AllianceReplica
 from services.coordinator.snapshot import build_snapshot
@@ -79,8 +79,7 @@ class CoordinatorService:
         self._consumers: list[AIOKafkaConsumer] = []
         self._solving: set[str] = set()
         self._outbox: list[Publish] = []
-        self._tick_backlog: list[Publish] = []  # expiry messages the broker refused
-        self._tick_backlog_runs: set[str] = set()  # their runs (checkpointed once they are out)
+        self._tick_backlog = TickBacklog()  # expiry notices the broker refused, their re-plans
         self.checkpoints = checkpoints
         # full garbage collections between runs (the process entry defers the automatic ones)
         self.collector = collector
@@ -149,11 +148,14 @@ class CoordinatorService:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        stopped: set[asyncio.Task[None]] = set()
+        while pending := [t for t in self._tasks if t not in stopped]:  # new ones too
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            stopped.update(pending)
         with contextlib.suppress(Exception):  # answers whose effects are not out yet
             await self._flush_answers()
         await self._checkpoint()
@@ -204,7 +206,7 @@ class CoordinatorService:
             return
         async with self._checkpoint_lock:
             answers = dict(self._answers_read)
-            held = self._answered | self.publications.held_ids()
+            held = self._answered | self.publications.held_ids() | self._tick_backlog.runs
             ready = sorted(r for r in self._dirty - held if r in self.core.runs)
             if not ready and answers == self._answers_saved:
                 return
@@ -355,12 +357,16 @@ class CoordinatorService:
         self._tasks.append(asyncio.create_task(self._solve(run_id)))
 
     async def _solve(self, run_id: str) -> None:
+        # the run is held out of checkpoints from its new revision until its messages are
+        # out; released on every path (a stop cancels the task)
+        with contextlib.ExitStack() as hold:
+            await self._solve_held(run_id, hold)
+
+    async def _solve_held(self, run_id: str, hold: contextlib.ExitStack) -> None:
         run = self.core.runs[run_id]
         protocol = run.protocol
         started = time.perf_counter()
         phases: dict[str, float] = {}
-        # held out of checkpoints from the new revision until its messages are out
-        hold = contextlib.ExitStack()
         held = False
         try:
             await self._sync_replica()
@@ -413,10 +419,10 @@ class CoordinatorService:
             self._solving.discard(run_id)
         revision = run.revision
         crash_point("coordinator.before_publish")
-        with hold:
-            delivered = await self._publish_decision(run_id, revision, messages)
+        delivered = await self._publish_decision(run_id, revision, messages)
+        hold.close()
         phases["publish"] = time.perf_counter() - started - sum(phases.values())
-        if delivered:
+        if delivered and run.revision == revision:  # not superseded meanwhile
             self._delivered(run)
         self._dirty.add(run_id)
         await self._checkpoint()
@@ -533,18 +539,21 @@ class CoordinatorService:
             self.expire(now)
         published = {r.run_id for r in self.core.runs.values() if r.state is RunState.PUBLISHED}
         messages, replan = self.core.tick(now)
-        changed = (published if messages else set()) | self._tick_backlog_runs  # orders expired
-        messages = self._tick_backlog + messages
-        self._tick_backlog, self._tick_backlog_runs = [], set()
-        with self.publications.held(published | changed):
+        # orders expired: their notices (with any the broker refused before) go out first,
+        # then the runs count as changed and their re-plans start
+        # (kept as the backlog until they are out: refused or cut short by a stop, their runs
+        # stay out of checkpoints and are not re-planned)
+        backlog = self._tick_backlog.join(messages, published if messages else set(), replan)
+        self._tick_backlog = backlog
+        with self.publications.held(published):
             try:
-                await self._publish(messages)
-                self._dirty |= changed
-            except Exception:  # sent again with the next tick's; the re-plans go on
-                self._tick_backlog, self._tick_backlog_runs = messages, changed
-                log.exception("tick_publish_failed", messages=len(messages), retry=True)
-            finally:
-                for run_id in replan:
+                await self._publish(backlog.messages)
+            except Exception:  # sent with the next tick's
+                log.exception("tick_publish_failed", messages=len(backlog.messages), retry=True)
+            else:
+                self._tick_backlog = TickBacklog()
+                self._dirty |= backlog.runs
+                for run_id in backlog.replan:
                     self._schedule_solve(run_id, now)
         if self.publications.unpublished:
             await self._republish()

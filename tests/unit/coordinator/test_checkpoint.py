@@ -95,16 +95,22 @@ def test_recovery_settles_pending_and_interrupted_runs() -> None:
     [order] = replanned.current_orders()
     _, replan = core3.acknowledge(order.order_id, order.responder, False, "no", NOW + 1)
     assert replan and replanned.state is RunState.SOLVING and replanned.publish_pending
-    runs = [run_from_document(run_document(r)) for r in (pending, undecided, replanned)]
+    # the same, stopped before revision 2 was recorded
+    runs = [
+        run_from_document(run_document(r)) for r in (pending, undecided, replanned, replanned)
+    ]
     records = {(pending.run_id, 1), (replanned.run_id, 1), (replanned.run_id, 2)}
-    recover(runs, lambda run_id, revision: (run_id, revision) in records)
-    back_pending, back_undecided, back_replanned = runs
+    recover(runs[:3], lambda run_id, revision: (run_id, revision) in records)
+    recover(runs[3:], lambda run_id, revision: (run_id, revision) == (replanned.run_id, 1))
+    back_pending, back_undecided, back_replanned, back_unrecorded = runs
     assert back_pending.publish_pending and back_pending.state is RunState.PUBLISHED
     assert not back_undecided.publish_pending and back_undecided.state is RunState.SOLVING
     assert back_undecided.current_orders() == []
     # solved again as revision 3; revision 1 is not announced again (as revision 2)
     assert back_replanned.revision == 2 and not back_replanned.publish_pending
     assert back_replanned.state is RunState.SOLVING
+    assert back_unrecorded.revision == 1 and not back_unrecorded.publish_pending
+    assert back_unrecorded.state is RunState.SOLVING
 
 
 def test_restored_core_accepts_answers_and_keeps_one_run_per_scope(tmp_path: Path) -> None:

@@ -51,6 +51,9 @@ class GatedProducer:
         future.set_result(None)
         return future
 
+    async def stop(self) -> None:
+        return None
+
     def issued(self, revision: int) -> list[tuple[str, str]]:
         """(order id, recipient) of each OrderIssued of ``revision`` sent."""
         return [
@@ -180,24 +183,54 @@ async def test_a_tick_does_not_publish_a_revision_before_its_record_is_written(
     assert not run.publish_pending and not service.publications.busy()
 
 
-async def test_expiries_the_broker_refuses_are_sent_later_and_the_re_plan_goes_on(
-    service: CoordinatorService, clock: Clock
+async def test_expiries_the_broker_refuses_are_sent_later_and_only_then_re_planned(
+    service: CoordinatorService, clock: Clock, tmp_path: Path
 ) -> None:
     producer: GatedProducer = service.producer  # type: ignore[assignment]
     producer.gate.set()
     run, first = _first_revision(service)
     assert await service._publish_decision(run.run_id, 1, first)
+    service._dirty.add(run.run_id)
+    await service._checkpoint()
+    on_disk = (tmp_path / "state" / f"{run.run_id}.json").read_bytes()
     producer.down = True
     clock.now = NOW + CAPACITY.response_hours * 3600 + 120  # nobody answered in time
-    await service._tick(clock.now)  # the broker is down: the tick must not give up
-    assert run.run_id in service._solving  # the re-plan was scheduled all the same
-    await asyncio.gather(*service._tasks)
-    assert run.revision == 2 and run.publish_pending  # re-planned, not yet out
+    await service._tick(clock.now)  # the broker is down: the tick goes on without them
+    await service._tick(clock.now)  # and again
+    # no re-plan and no checkpoint ahead of the expiry notices
+    assert run.run_id not in service._solving and run.revision == 1
+    assert (tmp_path / "state" / f"{run.run_id}.json").read_bytes() == on_disk
     assert [m for m in producer.sent if m.get("type") == "OrderUpdated"] == []
 
     producer.down = False
-    await service._tick(clock.now)  # the next tick: the expiries, then revision 2
-    expired = [m for m in producer.sent if m.get("type") == "OrderUpdated"]
-    assert expired and {m["state"] for m in expired} == {"expired"}
-    summaries = [m for m in producer.sent if m["topic"] == DECISIONS.name]
-    assert [m["revision"] for m in summaries] == [1, 2] and not run.publish_pending
+    await service._tick(clock.now)  # the next tick: the expiries, then the re-plan
+    await asyncio.gather(*service._tasks)
+    expired = [k for k, m in enumerate(producer.sent) if m.get("type") == "OrderUpdated"]
+    summaries = [k for k, m in enumerate(producer.sent) if m["topic"] == DECISIONS.name]
+    assert expired and {producer.sent[k]["state"] for k in expired} == {"expired"}
+    notices = [(producer.sent[k]["order_id"], producer.sent[k]["recipient"]) for k in expired]
+    assert len(notices) == len(set(notices))  # each once to each partner
+    assert [producer.sent[k]["revision"] for k in summaries] == [1, 2]
+    assert max(expired) < summaries[1] and not run.publish_pending
+    assert not _pending_on_disk(tmp_path, run) and run.revision == 2
+
+
+async def test_a_solve_cancelled_by_a_stop_releases_its_hold(
+    service: CoordinatorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, _, _ = service.core.trigger(CAPACITY.id, "manual", NOW)
+    writing, release = threading.Event(), threading.Event()
+    save = service.store.save
+
+    def slow_save(*args: Any) -> Any:
+        writing.set()
+        assert release.wait(10)
+        return save(*args)
+
+    monkeypatch.setattr(service.store, "save", slow_save)
+    service._schedule_solve(run.run_id, NOW)
+    await _until(writing.is_set)  # solved, held, writing its record
+    assert service.publications.held_ids() == {run.run_id}
+    await service.stop()
+    release.set()
+    assert not service.publications.busy()
