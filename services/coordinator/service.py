@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from protocols.run import solve
 from schemas.alliance import Alliance
@@ -78,6 +79,7 @@ class CoordinatorService:
         self._tasks: list[asyncio.Task[None]] = []
         self._consumers: list[AIOKafkaConsumer] = []
         self._solving: set[str] = set()
+        self._solve_later: set[str] = set()  # runs to solve on the next tick
         self._outbox: list[Publish] = []
         self._tick_backlog = TickBacklog()  # expiry notices the broker refused, their re-plans
         self.checkpoints = checkpoints
@@ -369,7 +371,12 @@ class CoordinatorService:
         phases: dict[str, float] = {}
         held = False
         try:
-            await self._sync_replica()
+            try:
+                await self._sync_replica()
+            except KafkaError as exc:  # the broker is unreachable: not the run's failure
+                log.warning("solve_deferred", run_id=run_id, error=repr(exc), retry="next tick")
+                self._solve_later.add(run_id)
+                return
             phases["sync"] = time.perf_counter() - started
             now = time.time()
             offsets = dict(self.replica.offsets)
@@ -555,6 +562,11 @@ class CoordinatorService:
                 self._dirty |= backlog.runs
                 for run_id in backlog.replan:
                     self._schedule_solve(run_id, now)
+        for run_id in sorted(self._solve_later):  # deferred while the broker was unreachable
+            self._solve_later.discard(run_id)
+            run = self.core.runs.get(run_id)
+            if run is not None and run.state is RunState.SOLVING:
+                self._schedule_solve(run_id, run.triggered_at)
         if self.publications.unpublished:
             await self._republish()
         await self._checkpoint()

@@ -234,3 +234,33 @@ async def test_a_solve_cancelled_by_a_stop_releases_its_hold(
     await service.stop()
     release.set()
     assert not service.publications.busy()
+
+
+async def test_a_solve_the_broker_cannot_sync_is_tried_again_not_failed(
+    service: CoordinatorService, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    producer: GatedProducer = service.producer  # type: ignore[assignment]
+    producer.gate.set()
+    down = [True]
+
+    async def sync() -> None:
+        if down[0]:
+            raise KafkaTimeoutError("broker unreachable")
+
+    monkeypatch.setattr(service, "_sync_replica", sync)
+    run, _, _ = service.core.trigger(CAPACITY.id, "manual", NOW)
+    for k in range(run.approvals_needed):
+        service.core.approve(run.run_id, f"coordinator-{k}", f"token-{k}", NOW)
+    service._schedule_solve(run.run_id, NOW)
+    await asyncio.gather(*service._tasks)
+    assert run.state.value == "solving" and run.revision == 0  # still to do, not failed
+    assert service.core.active_scopes == {run.scope_key: run.run_id}
+
+    await service._tick(clock.now)  # still down: deferred again
+    await asyncio.gather(*service._tasks)
+    assert run.state.value == "solving" and run.revision == 0
+
+    down[0] = False
+    await service._tick(clock.now)
+    await asyncio.gather(*service._tasks)
+    assert run.revision == 1 and run.state.value == "published" and not run.publish_pending
