@@ -207,8 +207,11 @@ class CoordinatorService:
         if self.checkpoints is None:
             return
         async with self._checkpoint_lock:
-            answers = dict(self._answers_read)
             held = self._answered | self.publications.held_ids() | self._tick_backlog.runs
+            # a run held back may carry answers already counted as read: the offsets on disk
+            # stay where they were until it is written (answers are applied idempotently, so
+            # a restart reads those again)
+            answers = self._answers_saved if self._dirty & held else dict(self._answers_read)
             ready = sorted(r for r in self._dirty - held if r in self.core.runs)
             if not ready and answers == self._answers_saved:
                 return

@@ -20,6 +20,7 @@ from services.coordinator.checkpoint import Checkpoints, run_from_document
 from services.coordinator.core import Publish, Run
 from services.coordinator.service import CoordinatorService
 from services.coordinator.store import RunStore
+from tests.unit.coordinator.fake_producer import FakeProducer
 from tests.unit.coordinator.test_live_capacity_purchasing import (
     ALLIANCE,
     CAPACITY,
@@ -28,39 +29,6 @@ from tests.unit.coordinator.test_live_capacity_purchasing import (
     replica_after,
     snapshot_of,
 )
-
-
-class GatedProducer:
-    """Holds back order messages until ``gate`` is set; refuses every message of the
-    revisions in ``refuse``."""
-
-    def __init__(self) -> None:
-        self.gate = asyncio.Event()
-        self.refuse: set[int] = set()
-        self.down = False
-        self.sent: list[dict[str, Any]] = []
-
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
-        message = orjson.loads(value)
-        if self.down or message.get("revision") in self.refuse:
-            raise KafkaTimeoutError("broker unreachable")
-        if topic == PARTNER_ORDERS.name:
-            await self.gate.wait()
-        self.sent.append({"topic": topic, **message})
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-    async def stop(self) -> None:
-        return None
-
-    def issued(self, revision: int) -> list[tuple[str, str]]:
-        """(order id, recipient) of each OrderIssued of ``revision`` sent."""
-        return [
-            (m["order_id"], m["recipient"])
-            for m in self.sent
-            if m.get("type") == "OrderIssued" and m["revision"] == revision
-        ]
 
 
 class Clock:
@@ -83,7 +51,7 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Co
         RunStore(tmp_path / "runs"),
         checkpoints=Checkpoints(tmp_path / "state"),
     )
-    svc.producer = GatedProducer()  # type: ignore[assignment]
+    svc.producer = FakeProducer()  # type: ignore[assignment]
     svc.replica = replica_after(CAPACITY_EVENTS)
 
     async def synced() -> None:
@@ -127,7 +95,7 @@ def _pending_on_disk(tmp_path: Path, run: Run) -> bool:
 async def test_an_older_revision_going_out_does_not_mark_the_newer_one_published(
     service: CoordinatorService, tmp_path: Path
 ) -> None:
-    producer: GatedProducer = service.producer  # type: ignore[assignment]
+    producer: FakeProducer = service.producer  # type: ignore[assignment]
     run, first = _first_revision(service)
     publishing = asyncio.create_task(service._publish_decision(run.run_id, 1, first))
     await asyncio.sleep(0.01)  # revision 1's orders are on their way
@@ -156,7 +124,7 @@ async def test_an_older_revision_going_out_does_not_mark_the_newer_one_published
 async def test_a_tick_does_not_publish_a_revision_before_its_record_is_written(
     service: CoordinatorService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    producer: GatedProducer = service.producer  # type: ignore[assignment]
+    producer: FakeProducer = service.producer  # type: ignore[assignment]
     producer.gate.set()
     run, first = _first_revision(service)
     producer.refuse = {1}
@@ -186,7 +154,7 @@ async def test_a_tick_does_not_publish_a_revision_before_its_record_is_written(
 async def test_expiries_the_broker_refuses_are_sent_later_and_only_then_re_planned(
     service: CoordinatorService, clock: Clock, tmp_path: Path
 ) -> None:
-    producer: GatedProducer = service.producer  # type: ignore[assignment]
+    producer: FakeProducer = service.producer  # type: ignore[assignment]
     producer.gate.set()
     run, first = _first_revision(service)
     assert await service._publish_decision(run.run_id, 1, first)
@@ -239,7 +207,7 @@ async def test_a_solve_cancelled_by_a_stop_releases_its_hold(
 async def test_a_solve_the_broker_cannot_sync_is_tried_again_not_failed(
     service: CoordinatorService, monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> None:
-    producer: GatedProducer = service.producer  # type: ignore[assignment]
+    producer: FakeProducer = service.producer  # type: ignore[assignment]
     producer.gate.set()
     down = [True]
 
@@ -264,3 +232,18 @@ async def test_a_solve_the_broker_cannot_sync_is_tried_again_not_failed(
     await service._tick(clock.now)
     await asyncio.gather(*service._tasks)
     assert run.revision == 1 and run.state.value == "published" and not run.publish_pending
+
+
+async def test_answer_offsets_wait_for_a_run_held_back_from_the_checkpoint(
+    service: CoordinatorService, tmp_path: Path
+) -> None:
+    run, _ = _first_revision(service)
+    service._dirty.add(run.run_id)
+    await service._checkpoint()
+    service._answers_read = {0: 7}  # an answer to this run was applied meanwhile ...
+    service._dirty.add(run.run_id)
+    with service.publications.held([run.run_id]):  # ... while it is being published
+        await service._checkpoint()
+        assert Checkpoints(tmp_path / "state").load()[1] == {}  # not counted as read yet
+    await service._checkpoint()
+    assert Checkpoints(tmp_path / "state").load()[1] == {0: 7}

@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import orjson
-from aiokafka.errors import KafkaTimeoutError
 
 from protocols.run import solve
 from schemas.coordination import RunState
@@ -16,6 +13,7 @@ from services.common.topics import DECISIONS, PARTNER_ORDERS
 from services.coordinator.checkpoint import Checkpoints, run_from_document
 from services.coordinator.service import CoordinatorService
 from services.coordinator.store import RunStore
+from tests.unit.coordinator.fake_producer import FakeProducer
 from tests.unit.coordinator.test_live_capacity_purchasing import (
     ALLIANCE,
     CAPACITY,
@@ -26,22 +24,6 @@ from tests.unit.coordinator.test_live_capacity_purchasing import (
 )
 
 
-class DownThenUpProducer:
-    """Refuses every send while ``down``; afterwards acknowledges them at once."""
-
-    def __init__(self) -> None:
-        self.down = True
-        self.sent: list[tuple[str, bytes]] = []
-
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
-        if self.down:
-            raise KafkaTimeoutError("broker unreachable")
-        self.sent.append((topic, value))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-
 async def test_a_refused_decision_is_published_again_with_the_same_orders(tmp_path: Path) -> None:
     service = CoordinatorService(
         "127.0.0.1:1",
@@ -50,7 +32,9 @@ async def test_a_refused_decision_is_published_again_with_the_same_orders(tmp_pa
         RunStore(tmp_path / "runs"),
         checkpoints=Checkpoints(tmp_path / "state"),
     )
-    producer = DownThenUpProducer()
+    producer = FakeProducer()
+    producer.gate.set()
+    producer.down = True
     service.producer = producer  # type: ignore[assignment]
     run, _, _ = service.core.trigger(CAPACITY.id, "manual", NOW)
     result = solve(CAPACITY, snapshot_of(replica_after(CAPACITY_EVENTS), CAPACITY))
@@ -74,15 +58,11 @@ async def test_a_refused_decision_is_published_again_with_the_same_orders(tmp_pa
     producer.down = False
     await service._republish()  # the next tick
     assert not run.publish_pending
-    topics = [topic for topic, _ in producer.sent]
+    topics = [m["topic"] for m in producer.sent]
     assert topics[0] == DECISIONS.name
-    again = {
-        orjson.loads(value)["order_id"]
-        for topic, value in producer.sent
-        if topic == PARTNER_ORDERS.name
-    }
+    again = {m["order_id"] for m in producer.sent if m["topic"] == PARTNER_ORDERS.name}
     assert again == issued
     document = orjson.loads((tmp_path / "state" / f"{run.run_id}.json").read_bytes())
     assert not run_from_document(document).publish_pending
     await service._republish()  # nothing left to publish
-    assert [topic for topic, _ in producer.sent] == topics
+    assert [m["topic"] for m in producer.sent] == topics
