@@ -1,6 +1,6 @@
-"""A decision still going out while the next revision of the same run is solved (Kafka
-faked at the edge: a producer that holds back or refuses sends; the service's own solve
-task runs, with the replica sync skipped and a fixed clock)."""
+"""Publishing decisions when the broker refuses them, and while the next revision of the
+same run is solved (Kafka faked at the edge: a producer that holds back or refuses sends;
+the service's own solve task runs, with the replica sync skipped and a fixed clock)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 
 from protocols.run import solve
+from schemas.coordination import RunState
 from services.common.topics import DECISIONS, PARTNER_ORDERS
 from services.coordinator.checkpoint import Checkpoints, run_from_document
 from services.coordinator.core import Publish, Run
@@ -247,3 +248,41 @@ async def test_answer_offsets_wait_for_a_run_held_back_from_the_checkpoint(
         assert Checkpoints(tmp_path / "state").load()[1] == {}  # not counted as read yet
     await service._checkpoint()
     assert Checkpoints(tmp_path / "state").load()[1] == {0: 7}
+
+
+async def test_a_refused_decision_is_published_again_with_the_same_orders(
+    service: CoordinatorService, tmp_path: Path
+) -> None:
+    producer: FakeProducer = service.producer  # type: ignore[assignment]
+    producer.gate.set()
+    producer.down = True
+    run, _, _ = service.core.trigger(CAPACITY.id, "manual", NOW)
+    result = solve(CAPACITY, snapshot_of(service.replica, CAPACITY))
+    messages = service.core.solved(run.run_id, result, 0.01, NOW)
+    await service._save_run(run.run_id)
+    issued = {
+        orjson.loads(m.value)["order_id"] for m in messages if m.topic == PARTNER_ORDERS.name
+    }
+    assert issued
+
+    await service._publish_decision(run.run_id, run.revision, messages)
+    assert run.publish_pending and run.state is RunState.PUBLISHED
+    assert producer.sent == []
+    # the checkpoint on disk says so too: a restart would publish it again
+    document = orjson.loads((tmp_path / "state" / f"{run.run_id}.json").read_bytes())
+    assert run_from_document(document).publish_pending
+
+    await service._republish()  # a tick while the broker is still down: nothing changes
+    assert run.publish_pending and producer.sent == []
+
+    producer.down = False
+    await service._republish()  # the next tick
+    assert not run.publish_pending
+    topics = [m["topic"] for m in producer.sent]
+    assert topics[0] == DECISIONS.name
+    again = {m["order_id"] for m in producer.sent if m["topic"] == PARTNER_ORDERS.name}
+    assert again == issued
+    document = orjson.loads((tmp_path / "state" / f"{run.run_id}.json").read_bytes())
+    assert not run_from_document(document).publish_pending
+    await service._republish()  # nothing left to publish
+    assert [m["topic"] for m in producer.sent] == topics
