@@ -30,6 +30,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.common.access import (
+    ACCESS_KEY,
     AccessControl,
     LazyKafkaSend,
     Policy,
@@ -41,7 +42,7 @@ from services.common.access import (
     principal_of,
     public,
 )
-from services.common.identity import ROLES, IdentityStore, Role
+from services.common.identity import ROLES, AuthenticationFailed, IdentityStore, Role
 from services.common.logging import get_logger
 from services.common.tokens import TokenStore
 from services.console import metrics
@@ -104,8 +105,12 @@ async def session(request: web.Request) -> web.Response:
 
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: every view at once whenever something changed (at most about four
-    times a second), and at least every ``keepalive`` seconds so freshness ages move."""
+    times a second), and at least every ``keepalive`` seconds so freshness ages move. The
+    token is checked again before every event: a revoked or expired one ends the stream
+    (within ``keepalive`` seconds)."""
     principal = principal_of(request)
+    identities = request.app[ACCESS_KEY].identities
+    header = request.headers.get("Authorization")
     service = request.app[SERVICE_KEY]
     options = request.app[STREAM_KEY]
     response = web.StreamResponse(
@@ -120,6 +125,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         version = -1
         while True:
+            try:
+                identities.authenticate_header(header)
+            except AuthenticationFailed as failure:
+                log.info("stream_closed", principal=principal.id, reason=failure.message)
+                break
             version = service.version
             payload = orjson.dumps(service.views_for(principal.role, principal.name))
             await response.write(b"event: views\ndata: " + payload + b"\n\n")
