@@ -343,7 +343,8 @@ class Coordinator:
         if accepted:
             order.state = OrderState.ACCEPTED
             _commit(run.adjustments, order)
-            messages = self._order_updated(run, order, now, reason or "")
+            # the partner's own words go back to it only, not to the other party
+            messages = self._order_updated(run, order, now, reason or "", to_informed="")
             if all(o.state is OrderState.ACCEPTED for o in run.current_orders()):
                 run.state = RunState.COMPLETED
                 run.detail = f"all {len(run.current_orders())} orders accepted"
@@ -351,7 +352,14 @@ class Coordinator:
                 messages.append(self._run_updated(run, now, run.detail))
             return messages, False
         order.state = OrderState.DECLINED
-        return self._replan(run, order, now, f"declined by {partner_id}: {reason or ''}".strip())
+        return self._replan(
+            run,
+            order,
+            now,
+            f"declined by {partner_id}: {reason or ''}".strip(": "),
+            to_informed=f"declined by {partner_id}",  # the other party knows who; not why
+            in_detail="declined",  # the run's detail is seen by operators: nobody named
+        )
 
     def forget_finished(self, cutoff: float) -> list[str]:
         """Retention: drop finished runs (completed, rejected, failed) triggered before
@@ -395,12 +403,17 @@ class Coordinator:
         failed: TrackedOrder | list[TrackedOrder],
         now: float,
         why: str,
+        to_informed: str | None = None,
+        in_detail: str | None = None,
     ) -> tuple[list[Publish], bool]:
+        """Re-plan without ``failed``. ``why`` goes to the order's responder, ``to_informed``
+        (default ``why``) to the other parties, ``in_detail`` (default ``why``) into the
+        run's detail, which operators and auditors see."""
         orders = failed if isinstance(failed, list) else [failed]
         messages = []
         for order in orders:
             _exclude(run.adjustments, order)
-            messages.extend(self._order_updated(run, order, now, why))
+            messages.extend(self._order_updated(run, order, now, why, to_informed))
         # a purchasing pool is all or nothing per material: when a participant drops out,
         # the shares already accepted for that material no longer hold (the pool's volume
         # and so its price change) and are issued again; other materials' shares stand
@@ -424,7 +437,7 @@ class Coordinator:
             messages.append(self._run_updated(run, now, run.detail))
             return messages, False
         run.state = RunState.SOLVING
-        run.detail = f"re-planning without {len(orders)} order(s): {why}"
+        run.detail = f"re-planning without {len(orders)} order(s): {in_detail or why}"
         messages.append(self._run_updated(run, now, run.detail))
         return messages, True
 
@@ -462,8 +475,10 @@ class Coordinator:
         return _publish(RUNS.name, run.run_id, event)
 
     def _order_updated(
-        self, run: Run, order: TrackedOrder, now: float, reason: str
+        self, run: Run, order: TrackedOrder, now: float, reason: str, to_informed: str | None = None
     ) -> list[Publish]:
+        """The order's new state to its responder (``reason``) and the other parties
+        (``to_informed``, default ``reason``)."""
         return [
             _publish(
                 PARTNER_ORDERS.name,
@@ -474,7 +489,11 @@ class Coordinator:
                     revision=order.revision,
                     recipient=recipient,
                     state=order.state,
-                    reason=reason,
+                    reason=(
+                        reason
+                        if recipient == order.responder or to_informed is None
+                        else to_informed
+                    ),
                     at=_dt(now),
                 ),
             )

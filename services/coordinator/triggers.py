@@ -59,21 +59,24 @@ def evaluate(
 
 
 def _fires(trigger: Any, alert: dict[str, Any], balance: tuple[float, float] | None) -> str:
-    where = f"{alert.get('partner_id')}/{alert.get('site_id')} {alert.get('material_id')}"
+    """Why the trigger fires, in words every role that sees runs may read: the rule and the
+    material, never the partner, its site or its figures (operators and auditors see run
+    triggers; the alert behind it stays with the ledger and the partner)."""
+    material = alert.get("material_id")
     if isinstance(trigger, CoverageTrigger):
         coverage = alert.get("coverage_days")
         if alert.get("criticality") != trigger.criticality.value:
             return ""
+        who = f"a {trigger.criticality.value.replace('_', ' ')} site"
         if coverage is not None and coverage < trigger.days:
-            return f"coverage {coverage:.1f} d < {trigger.days:g} d at {where}"
+            return f"coverage under {trigger.days:g} d at {who} for {material}"
         if coverage is None and "stock_out" in alert.get("causes", ()):
-            return f"stock-out at {where}"
+            return f"stock-out at {who} for {material}"
         return ""
-    if isinstance(trigger, ShortfallTrigger) and balance is not None:
-        fraction = shortfall(*balance)
-        if fraction > trigger.fraction:
-            return (
-                f"alliance-wide shortfall of {alert.get('material_id')} "
-                f"{fraction:.0%} > {trigger.fraction:.0%}"
-            )
+    if (
+        isinstance(trigger, ShortfallTrigger)
+        and balance is not None
+        and shortfall(*balance) > trigger.fraction
+    ):
+        return f"alliance-wide shortfall of {material} over {trigger.fraction:.0%}"
     return ""

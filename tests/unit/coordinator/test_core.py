@@ -99,6 +99,29 @@ def test_decline_replans_without_the_donor(core: Coordinator, proto: Protocol) -
     assert run.revision == 2 and run.state is RunState.PUBLISHED
 
 
+def test_a_decline_reason_reaches_only_the_decliner_and_the_run_names_nobody(
+    core: Coordinator, proto: Protocol
+) -> None:
+    """Operators see run details; the other party of the order sees who declined, not why
+    (the free text may describe the decliner's own stock)."""
+    run, _, _ = core.trigger(proto.id, "manual", NOW)
+    solved(core, run.run_id)
+    [order] = run.current_orders()
+    reason = "we keep 180 on hand for our own ICU"
+    messages, _ = core.acknowledge(order.order_id, "near", False, reason, NOW)
+    updates = {m["recipient"]: m["reason"] for m in decode(messages, PARTNER_ORDERS.name)}
+    assert updates == {"near": f"declined by near: {reason}", "hosp": "declined by near"}
+    [detail] = [m["detail"] for m in decode(messages, RUNS.name)]
+    assert detail == "re-planning without 1 order(s): declined"
+    # an acceptance's note stays with the partner that wrote it too
+    solved(core, run.run_id)
+    [order] = run.current_orders()
+    messages, _ = core.acknowledge(order.order_id, order.responder, True, "on hand: 500", NOW)
+    updates = {m["recipient"]: m["reason"] for m in decode(messages, PARTNER_ORDERS.name)}
+    assert updates[order.responder] == "on hand: 500"
+    assert all(r == "" for p, r in updates.items() if p != order.responder)
+
+
 def test_expired_orders_replan_and_other_pending_orders_are_cancelled(
     core: Coordinator, proto: Protocol
 ) -> None:

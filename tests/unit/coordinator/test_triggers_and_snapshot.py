@@ -68,6 +68,22 @@ def test_coverage_trigger_fires_only_for_its_class_and_threshold() -> None:
     assert "stock-out" in evaluate(stock_out, [rule], ALLIANCE, None)[0].reason
 
 
+def test_trigger_reasons_name_the_rule_and_material_not_the_partner_or_its_figures() -> None:
+    """Operators and auditors see run triggers: no partner, site or stock figure in them."""
+    rule = with_triggers(COVERAGE, {"type": "alliance_shortfall", "fraction": 0.1})
+    reasons = [
+        evaluate(alert(coverage_days=1.37), [rule], ALLIANCE, None)[0].reason,
+        evaluate(alert(coverage_days=None, causes=["stock_out"]), [rule], ALLIANCE, None)[0].reason,
+        evaluate(alert(criticality="normal"), [rule], ALLIANCE, (123.0, 45.0))[0].reason,
+    ]
+    assert reasons == [
+        "coverage under 3 d at a hospital site for NACL",
+        "stock-out at a hospital site for NACL",
+        "alliance-wide shortfall of NACL over 10%",
+    ]
+    assert not any(word in r for r in reasons for word in ("hosp ", "s1", "1.4", "63", "123"))
+
+
 def test_scope_limits_which_protocols_fire() -> None:
     other_material = with_triggers(COVERAGE, materials=["PROPOFOL"])
     other_region = with_triggers(COVERAGE, regions=["DE-NW"])
