@@ -24,9 +24,9 @@ class AllianceReplica:
         state.restore(record)
         self.offsets[partition] = offset + 1
 
-    def has_event(self, event_id: str) -> bool:
-        """True once the changes of a partner event have been folded into the replica."""
-        return any(event_id in state.dedup for state in self.states.values())
+    def has_event(self, partner_id: str, event_id: str) -> bool:
+        """True once the changes of a partner's event have been folded into the replica."""
+        return any(state.has_event(partner_id, event_id) for state in self.states.values())
 
     def balance(self, material: str) -> tuple[float, float]:
         """Alliance-wide (open need, surplus above safety stock) of a material, all units."""

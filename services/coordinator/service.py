@@ -233,7 +233,9 @@ class CoordinatorService:
         if not value or b'"ShortageDetected"' not in value:
             return
         alert = orjson.loads(value)
-        await self._caught_up(str(alert.get("source_event_id", "")))
+        await self._caught_up(
+            str(alert.get("partner_id", "")), str(alert.get("source_event_id", ""))
+        )
         material = str(alert.get("material_id", ""))
         firings = evaluate(
             alert, self.core.protocols.values(), self.alliance, self.replica.balance(material)
@@ -254,11 +256,11 @@ class CoordinatorService:
                 return
             await asyncio.sleep(0.002)
 
-    async def _caught_up(self, event_id: str, timeout: float = 5.0) -> None:
+    async def _caught_up(self, partner_id: str, event_id: str, timeout: float = 5.0) -> None:
         """Wait until the replica holds the event behind an alert (alerts and changelog are
         separate topics, so the alert can arrive first); the snapshot then includes it."""
         deadline = time.monotonic() + timeout
-        while not self.replica.has_event(event_id):
+        while not self.replica.has_event(partner_id, event_id):
             if time.monotonic() > deadline:
                 log.warning("replica_behind_alert", source_event_id=event_id)
                 return

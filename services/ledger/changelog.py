@@ -8,7 +8,7 @@ One batch of a partition becomes one or more JSON records::
      "offer": [[partner, offer_id, site, capability, quals, hours, from, until, as_of, id]],
      "cneed": [[partner, need_id, site, capability, quals, hours, needed_by, crit, as_of, id]],
      "pdem":  [[partner, material, unit, quantity, as_of, id]],
-     "ids":   [event ids processed], "seen": {partner: newest occurred_at},
+     "ids":   [partner/event ids processed], "seen": {partner: newest occurred_at},
      "drop":  [[partner, site, material]]   positions dropped by the retention sweep,
      "rm":    [[partner, removed_at]]}      partners removed from the alliance (erasure)
 

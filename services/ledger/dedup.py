@@ -6,6 +6,12 @@ from collections import deque
 from collections.abc import Iterable
 
 
+def event_key(partner_id: str, event_id: str) -> str:
+    """What de-duplication remembers of a partner event: its id *per partner* (partners
+    choose their ids; two partners may use the same one, e.g. ERP export counters)."""
+    return f"{partner_id}/{event_id}"
+
+
 class EventIdWindow:
     """Remembers the last ``capacity`` event ids; older ones are forgotten (FIFO)."""
 

@@ -145,7 +145,7 @@ class LedgerProcessor:
             if event.partner_id in state.removed:
                 out.ignored["partner_removed"] += 1  # no dead letter: it would keep the data
                 continue
-            if event.event_id in state.dedup:
+            if state.has_event(event.partner_id, event.event_id):
                 out.ignored["duplicate"] += 1
                 continue
             changes = applied.get(message.partition)

@@ -19,7 +19,7 @@ from schemas.events import (
 )
 from services.ledger.balance import MaterialBalances
 from services.ledger.changelog import position_rows
-from services.ledger.dedup import EventIdWindow
+from services.ledger.dedup import EventIdWindow, event_key
 from services.ledger.items import (
     CAPACITY_NEEDS,
     ITEM_KINDS,
@@ -269,10 +269,15 @@ class PartitionState:
             applied.items.setdefault(kind.changelog_key, []).append(row)
         self._record(key[0], event_id, as_of, applied)
 
+    def has_event(self, partner: str, event_id: str) -> bool:
+        """Whether this partner's event is applied (and within the de-duplication window)."""
+        return event_key(partner, event_id) in self.dedup
+
     def _record(self, partner: str, event_id: str, as_of: float, applied: Applied) -> None:
-        self.dedup.add(event_id)
+        key = event_key(partner, event_id)
+        self.dedup.add(key)
         self.mark_seen(partner, as_of)
-        applied.event_ids.append(event_id)
+        applied.event_ids.append(key)
         if as_of > applied.seen.get(partner, float("-inf")):
             applied.seen[partner] = as_of
 

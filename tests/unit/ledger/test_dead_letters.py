@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from services.ledger.dedup import event_key
 from services.ledger.processor import MAX_MESSAGE_BYTES, Inbound, LedgerProcessor
 
 from .helpers import (
@@ -131,7 +132,7 @@ def test_bad_message_becomes_dead_letter_and_next_is_applied(name: str) -> None:
     assert list(state.positions) == [(HOSPITAL, "lager-2", "VALID-1")]
     assert state.positions[(HOSPITAL, "lager-2", "VALID-1")].on_hand == 42
     assert out.ingested == {"StockReported": 1}
-    assert orjson.loads(out.changelog[3][-1])["ids"] == [good["event_id"]]
+    assert orjson.loads(out.changelog[3][-1])["ids"] == [event_key(HOSPITAL, good["event_id"])]
 
 
 def test_schema_violation_lists_field_errors() -> None:
@@ -158,7 +159,7 @@ def test_many_bad_messages_interleaved() -> None:
         value, key = CASES[name][0]()
         batch.append(feed.raw(value, key))
         good = stock(HOSPITAL, position("lager-2", f"MAT-{index}", on_hand=index))
-        good_ids.append(good["event_id"])
+        good_ids.append(event_key(HOSPITAL, good["event_id"]))
         batch.append(feed(good))
     out = processor.process(batch, NOW)
     letters = dead_letters(out)

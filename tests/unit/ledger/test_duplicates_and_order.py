@@ -8,6 +8,7 @@ from datetime import timedelta
 import orjson
 
 from services.ledger.changelog import position_rows
+from services.ledger.dedup import event_key
 from services.ledger.processor import LedgerProcessor
 
 from .helpers import (
@@ -53,7 +54,7 @@ def test_duplicate_within_one_batch() -> None:
     assert out.ingested == {"StockReported": 3}  # valid, then recognised as duplicates
     assert len(out.alerts) == 1
     record = orjson.loads(out.changelog[0][0])
-    assert record["ids"] == [event["event_id"]]
+    assert record["ids"] == [event_key(HOSPITAL, event["event_id"])]
     assert len(position_rows(record)) == 1
 
 
@@ -94,7 +95,7 @@ def test_older_stock_does_not_overwrite_newer_position() -> None:
     assert out.alerts == []
     # the stale event is still remembered (a resend is a duplicate) but has no position rows
     log = orjson.loads(out.changelog[0][0])
-    assert log["ids"] == [older["event_id"]]
+    assert log["ids"] == [event_key(older["partner_id"], older["event_id"])]
     assert "pos" not in log
     again = processor.process([feed(older)], NOW)
     assert again.ignored == {"duplicate": 1}
@@ -195,3 +196,20 @@ def test_older_offer_does_not_revive_a_withdrawn_offer() -> None:
     assert processor.state(0).offers.current == {}
     processor.process([feed(offer(FACTORY, hours=99, minutes=5))], NOW)
     assert processor.state(0).offers.current == {}
+
+
+def test_two_partners_may_use_the_same_event_id() -> None:
+    """Partners choose their ids (an ERP export counter, say): the same id from another
+    partner on the same partition is not a duplicate."""
+    processor = LedgerProcessor(make_alliance())
+    feed = Feed()
+    ours = stock(HOSPITAL, position(on_hand=500), event_id="export-0001")
+    theirs = stock(FACTORY, position("halle-1", on_hand=0, safety=10), event_id="export-0001")
+    out = processor.process(feed.batch(ours, theirs), NOW)
+    assert out.ignored == {} and out.dead_letters == []
+    state = processor.state(0)
+    assert {partner for partner, _, _ in state.positions} == {HOSPITAL, FACTORY}
+    assert state.has_event(HOSPITAL, "export-0001") and state.has_event(FACTORY, "export-0001")
+    # a resend by either is still a duplicate
+    again = processor.process(feed.batch(theirs), NOW)
+    assert again.ignored == {"duplicate": 1}

@@ -136,7 +136,7 @@ def test_latest_occurred_at_wins_per_position(case: tuple[list[dict], list[list[
     assert counts.get("duplicate", 0) == duplicates
     assert counts.get("out_of_order", 0) == stale
     assert state.last_seen == last_seen
-    assert all(event["event_id"] in state.dedup for event in events)
+    assert all(state.has_event(event["partner_id"], event["event_id"]) for event in events)
 
     # balances computed independently from the model
     surplus: dict[tuple[str, str], float] = defaultdict(float)
