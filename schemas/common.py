@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
 SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -55,9 +56,36 @@ Quantity = Annotated[
         description="Non-negative quantity in the stated unit.",
     ),
 ]
+#: Timestamps and days outside these bounds are typos or clock faults, not crisis data (a
+#: year-9999 date would also overflow date arithmetic downstream).
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2199, 12, 31)
+
+
+def _plausible_time(value: datetime) -> datetime:
+    if not datetime(2000, 1, 1, tzinfo=UTC) <= value < datetime(2200, 1, 1, tzinfo=UTC):
+        raise ValueError(f"must lie in the years 2000-2199, got {value.isoformat()}")
+    return value
+
+
+def _plausible_day(value: date) -> date:
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"must lie in the years 2000-2199, got {value.isoformat()}")
+    return value
+
+
 Timestamp = Annotated[
     AwareDatetime,
-    Field(description="ISO 8601 timestamp with a timezone offset, e.g. 2026-11-22T08:00:00+01:00."),
+    AfterValidator(_plausible_time),
+    Field(
+        description="ISO 8601 timestamp with a timezone offset, e.g. 2026-11-22T08:00:00+01:00 "
+        "(years 2000-2199)."
+    ),
+]
+Day = Annotated[
+    date,
+    AfterValidator(_plausible_day),
+    Field(description="ISO 8601 day, e.g. 2026-11-30 (years 2000-2199)."),
 ]
 
 
@@ -121,6 +149,7 @@ class Contract(BaseModel):
 __all__ = [
     "Contract",
     "Criticality",
+    "Day",
     "EventId",
     "MaterialId",
     "PartnerId",

@@ -7,7 +7,6 @@ customer names or sales figures cannot slip in.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, field_validator, model_validator
@@ -17,6 +16,7 @@ from schemas.common import (
     Capability,
     Contract,
     Criticality,
+    Day,
     EventId,
     ItemId,
     MaterialId,
@@ -104,7 +104,7 @@ class NeedReported(Envelope):
     material_id: MaterialId
     unit: Unit
     quantity: Quantity = Field(description="Quantity needed; 0 withdraws the need.")
-    needed_by: date
+    needed_by: Day
     criticality: Criticality
 
 
@@ -117,7 +117,7 @@ class CapacityNeeded(Envelope):
     capability: Capability
     required_qualifications: list[Qualification] = Field(default_factory=list, max_length=50)
     hours: Quantity = Field(description="Machine hours needed; 0 withdraws the need.")
-    needed_by: date
+    needed_by: Day
     criticality: Criticality
 
 

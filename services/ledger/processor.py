@@ -37,6 +37,10 @@ from services.ledger.shortage import Change, Transition, assess
 from services.ledger.state import Applied, PartitionState
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+#: How far a partner's ``occurred_at`` may be ahead of the ledger's clock (clock skew). An
+#: event from further in the future is dead-lettered: stored, it would make every later real
+#: report of the partner look out of order (and keep the partner "fresh" for years).
+MAX_CLOCK_AHEAD_S = 15 * 60
 BALANCES_PER_REPORT = 2_000
 
 
@@ -126,7 +130,7 @@ class LedgerProcessor:
         applied: dict[int, Applied] = {}
         for message in batch:
             try:
-                event = self._validate(message)
+                event = self._validate(message, now)
             except Rejected as rejection:
                 out.rejected[rejection.reason] += 1
                 out.dead_letters.append(self._dead_letter(message, rejection, now))
@@ -218,7 +222,7 @@ class LedgerProcessor:
             self._shortages(state, changes, today, now, out)
         return out
 
-    def _validate(self, message: Inbound) -> Any:
+    def _validate(self, message: Inbound, now: float) -> Any:
         value = message.value
         if not value:
             raise Rejected("empty_message", "message has no value")
@@ -235,6 +239,13 @@ class LedgerProcessor:
             if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
                 raise Rejected("invalid_json", "message is not valid JSON", errors) from exc
             raise Rejected("invalid_event", "; ".join(errors[:5]), errors) from exc
+        ahead = event.occurred_at.timestamp() - now
+        if ahead > MAX_CLOCK_AHEAD_S:
+            raise Rejected(
+                "from_the_future",
+                f"occurred_at {event.occurred_at.isoformat()} is {ahead / 60:.0f} min ahead of"
+                f" the ledger's clock (at most {MAX_CLOCK_AHEAD_S // 60} min of clock skew)",
+            )
         key = message.key.decode("utf-8", "replace") if message.key is not None else None
         if key != event.partner_id:
             raise Rejected(

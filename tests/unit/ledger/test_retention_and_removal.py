@@ -116,12 +116,12 @@ def test_retention_sweep_drops_stale_positions_only() -> None:
     ledger = LedgerProcessor(make_alliance())
     outs = [
         ledger.process(
-            feed.batch(
-                stock(HOSPITAL, position(material="OLD", on_hand=1, safety=10), minutes=0),
-                stock(HOSPITAL, position(material="FRESH"), minutes=60 * 24 * 9),
-            ),
-            NOW,
-        )
+            feed.batch(stock(HOSPITAL, position(material="OLD", on_hand=1, safety=10))), NOW
+        ),
+        ledger.process(
+            feed.batch(stock(HOSPITAL, position(material="FRESH"), minutes=60 * 24 * 9)),
+            NOW + 9 * DAY,  # reported 9 days later
+        ),
     ]
     state = ledger.state(0)
     assert "OLD" in {k[2] for k in state.shortages.open}
