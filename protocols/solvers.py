@@ -39,7 +39,11 @@ def make_pulp_solver(
     limit = max(0.01, time_limit_s if time_limit_s is not None else choice.time_limit_s)
     if choice.name == "highs":
         off: dict[str, Any] = {} if presolve else {"presolve": "off"}
-        return pulp.HiGHS(msg=False, timeLimit=limit, gapRel=choice.mip_gap, threads=1, **off)
+        # no ``threads`` option: HiGHS has ONE thread scheduler per process, set up by the
+        # first run (the fast path's highspy instances use the default); a later instance
+        # asking for another thread count is refused ("scheduler has already been
+        # initialized") and every PuLP solve after it failed
+        return pulp.HiGHS(msg=False, timeLimit=limit, gapRel=choice.mip_gap, **off)
     return pulp.PULP_CBC_CMD(
         msg=False,
         timeLimit=limit,
