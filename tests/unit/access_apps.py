@@ -4,6 +4,7 @@ one credentials file with a principal per role, and a recorder of AccessRefused 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -84,7 +85,7 @@ class Setup:
         """A fresh run of the four-eyes protocol, awaiting approval."""
         core = self.coordinator.core
         core.active_scopes.clear()  # one active run per scope: let this one start
-        run, started, _ = core.trigger(FOUR_EYES_PROTOCOL, "test", 0.0)
+        run, started, _ = core.trigger(FOUR_EYES_PROTOCOL, "test", time.time())
         assert started
         return run.run_id
 

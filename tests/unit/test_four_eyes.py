@@ -16,6 +16,8 @@ from services.common.topics import COMMANDS
 from services.coordinator.core import CommandRefused, Coordinator, FourEyesRefused
 from tests.unit.access_apps import FOUR_EYES_PROTOCOL, Setup, build
 
+T0 = 1_795_334_400.0  # 2026-11-22
+
 
 @pytest.fixture(scope="module")
 def coordinator() -> Coordinator:
@@ -24,46 +26,46 @@ def coordinator() -> Coordinator:
 
 def _run(core: Coordinator) -> str:
     core.active_scopes.clear()
-    run, started, _ = core.trigger(FOUR_EYES_PROTOCOL, "test", 0.0)
+    run, started, _ = core.trigger(FOUR_EYES_PROTOCOL, "test", T0)
     assert started and run.state is RunState.AWAITING_APPROVAL and run.approvals_needed == 2
     return run.run_id
 
 
 def test_core_one_person_cannot_approve_twice(coordinator: Coordinator) -> None:
     run_id = _run(coordinator)
-    coordinator.approve(run_id, "coord-anna", "tok-anna-1", 1.0)
+    coordinator.approve(run_id, "coord-anna", "tok-anna-1", T0 + 1)
     with pytest.raises(FourEyesRefused, match="second person"):
-        coordinator.approve(run_id, "coord-anna", "tok-anna-1", 2.0)
+        coordinator.approve(run_id, "coord-anna", "tok-anna-1", T0 + 2)
     assert coordinator.runs[run_id].state is RunState.AWAITING_APPROVAL
 
 
 def test_core_two_tokens_of_one_person_are_one_approval(coordinator: Coordinator) -> None:
     run_id = _run(coordinator)
-    coordinator.approve(run_id, "coord-anna", "tok-anna-1", 1.0)
+    coordinator.approve(run_id, "coord-anna", "tok-anna-1", T0 + 1)
     with pytest.raises(FourEyesRefused):
-        coordinator.approve(run_id, "coord-anna", "tok-anna-2", 2.0)
+        coordinator.approve(run_id, "coord-anna", "tok-anna-2", T0 + 2)
     assert coordinator.runs[run_id].approvals == {"coord-anna": "tok-anna-1"}
 
 
 def test_core_one_token_under_two_names_is_one_approval(coordinator: Coordinator) -> None:
     run_id = _run(coordinator)
-    coordinator.approve(run_id, "coord-anna", "tok-shared", 1.0)
+    coordinator.approve(run_id, "coord-anna", "tok-shared", T0 + 1)
     with pytest.raises(FourEyesRefused, match="token"):
-        coordinator.approve(run_id, "coord-ben", "tok-shared", 2.0)
+        coordinator.approve(run_id, "coord-ben", "tok-shared", T0 + 2)
     assert coordinator.runs[run_id].state is RunState.AWAITING_APPROVAL
 
 
 def test_core_two_people_approve(coordinator: Coordinator) -> None:
     run_id = _run(coordinator)
-    first = coordinator.approve(run_id, "coord-anna", "tok-anna-1", 1.0)
+    first = coordinator.approve(run_id, "coord-anna", "tok-anna-1", T0 + 1)
     assert coordinator.runs[run_id].state is RunState.AWAITING_APPROVAL
     assert b"1 more needed" in first[0].value
-    second = coordinator.approve(run_id, "coord-ben", "tok-ben-1", 2.0)
+    second = coordinator.approve(run_id, "coord-ben", "tok-ben-1", T0 + 2)
     run = coordinator.runs[run_id]
     assert run.state is RunState.SOLVING and sorted(run.approvals) == ["coord-anna", "coord-ben"]
     assert orjson.loads(second[0].value)["approvals"] == ["coord-anna", "coord-ben"]
     with pytest.raises(CommandRefused) as late:  # a third approval: the gate is closed
-        coordinator.approve(run_id, "coord-carl", "tok-carl", 3.0)
+        coordinator.approve(run_id, "coord-carl", "tok-carl", T0 + 3)
     assert not isinstance(late.value, FourEyesRefused) and late.value.status == 409
 
 
