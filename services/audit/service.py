@@ -135,6 +135,15 @@ class AuditService:
 
     async def _handle(self, records: list[SourceRecord]) -> None:
         result = record_batch(self.log.head, self.log.marks, records)
+        for failure in result.failures:
+            log.error(
+                "audit_record_failed",
+                topic=failure.topic,
+                partition=failure.partition,
+                offset=failure.offset,
+                error=failure.error,
+                recorded_as="unparseable",
+            )
         await asyncio.to_thread(self.log.append, result.entries, result.head, result.marks)
         for entry in result.entries:
             metrics.ENTRIES_APPENDED.labels(entry["kind"]).inc()

@@ -1,33 +1,39 @@
 """The partner bridge's decisions, without Kafka: where one consumed record goes.
 
 Inbound (``verbund.partner.<id>.events`` -> ``verbund.partner.events``): the record is
-forwarded byte for byte, keyed by the topic's owner, when it is a JSON object whose
-``partner_id`` is the owner and whose ``type`` is a partner event type. Everything else is a
-:class:`Rejection` that the adapter writes to the dead-letter topic. That is the whole check:
-full schema validation stays in the ledger, which dead-letters what it cannot read.
+forwarded byte for byte, keyed by the topic's owner, when it is a JSON object (finite
+numbers only) whose ``partner_id`` is the owner and whose ``type`` is a partner event type,
+and when its Kafka timestamp, which is copied through, lies in the years the contracts accept
+(2000-2199). Everything else is a :class:`Rejection` that the adapter writes to the
+dead-letter topic. That is the whole check: full schema validation stays in the ledger,
+which dead-letters what it cannot read.
 
 Outbound (``verbund.partner.orders`` -> ``verbund.partner.<key>.orders``): the record key
 names the recipient; it must be a member of the alliance and the record's ``recipient``
 must be that key (a mis-keyed order must not reach another partner).
 
 JSON is read with pydantic's parser, the one the ledger validates with, so both agree on
-what a record says (duplicate keys: the last one wins in both).
+what a record says (duplicate keys: the last one wins in both). Numbers that are not finite
+(``NaN``, ``Infinity``, or too large for a float such as ``1e999``) make a record invalid JSON
+in both directions: no canonical JSON writer (the audit's) can write them.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import typing
 from collections.abc import Container
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pydantic_core
 
 from schemas import events
 from schemas.alerts import DeadLetter
+from schemas.common import EARLIEST, LATEST
 from services.common.topics import (
     DEAD_LETTERS,
     PARTNER_EVENTS,
@@ -55,6 +61,11 @@ RECIPIENT_MISMATCH = "recipient_mismatch"
 FORWARD_FAILED = "forward_failed"  # the broker refused the forward for good
 NOT_A_PARTNER_TOPIC = "not_a_partner_topic"  # a record from a topic the bridge does not serve
 BRIDGE_ERROR = "bridge_error"  # routing raised (a bug): dead-lettered, never a crash
+# An inbound record whose Kafka timestamp lies outside the years 2000-2199 (what the contracts
+# accept; the bridge copies the timestamp through, and e.g. year 10000 breaks every reader
+# that turns it into a date). A reason about the record, not its value: not in
+# ``INBOUND_REASONS``, which lists what ``route_inbound`` says about a value.
+INVALID_TIMESTAMP = "invalid_timestamp"
 INBOUND_REASONS = (
     EMPTY_MESSAGE,
     TOO_LARGE,
@@ -111,6 +122,15 @@ class Rejection:
 
 Route = Forward | Rejection
 
+NO_TIMESTAMP = -1  # Kafka's "no timestamp"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+#: Record timestamps the bridge forwards: the years the contracts accept (schemas.common).
+EARLIEST_TIMESTAMP_MS = (datetime.combine(EARLIEST, time(), UTC) - _EPOCH) // _MS
+LATEST_TIMESTAMP_MS = (
+    datetime.combine(LATEST + timedelta(days=1), time(), UTC) - _EPOCH
+) // _MS - 1
+
 
 def partner_event_types() -> frozenset[str]:
     """The ``type`` values of the partner event union the ledger parses
@@ -129,14 +149,50 @@ def _short(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _non_finite(data: Any) -> str | None:
+    """Where the first number that is not finite lies in parsed JSON (a path like
+    ``$.lines[2].quantity``), or None when every number is finite."""
+    stack: list[tuple[str, Any]] = [("$", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return path
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{key}", item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
 def _json_object(value: bytes) -> dict[str, Any] | Rejection:
     try:
-        data = pydantic_core.from_json(value)
+        data = pydantic_core.from_json(value, allow_inf_nan=False)
     except ValueError as exc:
         return Rejection(INVALID_JSON, f"value is not valid JSON ({exc})")
+    where = _non_finite(data)
+    if where is not None:
+        return Rejection(
+            INVALID_JSON,
+            f"value is not valid JSON (the number at {_short(where)} is out of range: "
+            "not a finite number)",
+        )
     if not isinstance(data, dict):
         return Rejection(NOT_AN_OBJECT, f"value is JSON {type(data).__name__}, not an object")
     return data
+
+
+def _timestamp_problem(timestamp_ms: int | None) -> Rejection | None:
+    """Why a record's Kafka timestamp must not be copied to a forward (None: it may)."""
+    if timestamp_ms is None or timestamp_ms == NO_TIMESTAMP:
+        return None
+    if EARLIEST_TIMESTAMP_MS <= timestamp_ms <= LATEST_TIMESTAMP_MS:
+        return None
+    return Rejection(
+        INVALID_TIMESTAMP,
+        f"record timestamp {timestamp_ms} ms is outside the years "
+        f"{EARLIEST.year}-{LATEST.year} (a clock fault or a forged record)",
+    )
 
 
 def route_inbound(
@@ -168,6 +224,9 @@ def route_inbound(
             f"type {_short(kind)} is not a partner event; partners may send "
             + ", ".join(sorted(allowed_types)),
         )
+    bad_time = _timestamp_problem(record.timestamp_ms)
+    if bad_time is not None:
+        return bad_time
     return Forward(PARTNER_EVENTS.name, owner.encode(), value, record.timestamp_ms)
 
 
@@ -198,7 +257,9 @@ def route_outbound(record: Record, members: Container[str]) -> Route:
 
 def dead_letter(record: Record, rejection: Rejection, now: float) -> Forward:
     """The dead letter of a rejected record: original bytes, reason, source coordinates
-    (the ledger's contract, keyed by the source topic)."""
+    (the ledger's contract, keyed by the source topic). ``now`` is clamped to the years the
+    contract accepts, so a host clock off by decades cannot make dead-lettering fail."""
+    now = min(max(now, EARLIEST_TIMESTAMP_MS / 1000), LATEST_TIMESTAMP_MS / 1000)
     letter = DeadLetter(
         source_topic=record.topic,
         source_partition=record.partition,
