@@ -90,11 +90,45 @@ def register(
     scenario = subparsers.add_parser("scenario", help="scenario files")
     ssub = scenario.add_subparsers(dest="scenario_command", required=True)
     gen = ssub.add_parser("generate", help="write a seeded random scenario")
-    gen.add_argument("--partners", type=int, default=50)
-    gen.add_argument("--materials", type=int, default=50)
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--partners", type=_count(1), default=50, help="at least 1")
+    gen.add_argument("--materials", type=_count(0), default=50)
+    gen.add_argument("--seed", type=_count(0), default=0, help="a non-negative integer")
     gen.add_argument("--output", type=Path, required=True)
     gen.set_defaults(handler=cmd_scenario_generate)
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum`` (a usage error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+def _output_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be written as an output file (checked before the work is done)."""
+    parent = path.parent
+    if path.is_dir():
+        return f"{path} is a directory"
+    if not parent.is_dir():
+        return f"output directory {parent} does not exist"
+    return None
+
+
+def _write_output(path: Path, data: bytes) -> str | None:
+    """Write ``data``; the problem (one line) when that fails."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        return f"cannot write {path}: {exc.strerror or exc}"
+    return None
 
 
 def _runs(args: argparse.Namespace) -> list[tuple[str, Protocol]]:
@@ -117,6 +151,10 @@ def cmd_drill(args: argparse.Namespace) -> int:
         runs = _runs(args)
     except (ScenarioFileError, ProtocolFileError, ValueError) as exc:
         _err(f"error: {exc}")
+        return EXIT_USAGE
+    problem = _output_problem(args.output) if args.output is not None else None
+    if problem is not None:
+        _err(f"error: --output: {problem}")
         return EXIT_USAGE
     results: list[tuple[str, RunResult]] = []
     for index, (label, protocol) in enumerate(runs, start=1):
@@ -144,7 +182,10 @@ def cmd_drill(args: argparse.Namespace) -> int:
             for label, r in results
         ]
         body = payload[0] if len(payload) == 1 else payload
-        args.output.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+        problem = _write_output(args.output, orjson.dumps(body, option=orjson.OPT_INDENT_2))
+        if problem is not None:
+            _err(f"error: --output: {problem}")
+            return EXIT_USAGE
         _out(f"decision written to {args.output}\n")
     ok = all(r.decision.status.has_solution and not r.violations for _, r in results)
     return EXIT_OK if ok else EXIT_FAILED
@@ -179,8 +220,15 @@ def cmd_protocol_check(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario_generate(args: argparse.Namespace) -> int:
+    problem = _output_problem(args.output)
+    if problem is not None:
+        _err(f"error: --output: {problem}")
+        return EXIT_USAGE
     data = generate_scenario_data(args.partners, args.materials, args.seed)
     parse_scenario(data, "<generated>")  # the generator's output must be valid
-    args.output.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    problem = _write_output(args.output, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    if problem is not None:
+        _err(f"error: --output: {problem}")
+        return EXIT_USAGE
     _out(f"scenario with {args.partners} partners x {args.materials} materials -> {args.output}\n")
     return EXIT_OK

@@ -42,6 +42,12 @@ def load_protocol(path: Path) -> Protocol:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ProtocolFileError(path, [f"(file): cannot read: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        problem = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line})"
+        raise ProtocolFileError(path, [f"(file): {problem}; save it as UTF-8"]) from exc
+    except RecursionError:
+        raise ProtocolFileError(path, ["(yaml): nested too deeply to parse"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"

@@ -11,12 +11,14 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from schemas.common import Contract, Criticality, MaterialId
 
 ProtocolId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,63}$", examples=["hospital-saline"])]
 Tier = Annotated[int, Field(ge=1, le=3)]
+#: How far after today ``last_reviewed`` may lie (a later date is taken for a typo).
+MAX_REVIEW_AHEAD_DAYS = 366
 
 
 class Scope(Contract):
@@ -120,7 +122,11 @@ class Protocol(Contract):
         "Recorded with every run in the audit log.",
     )
     description: str = Field(default="", max_length=4000)
-    last_reviewed: date
+    last_reviewed: date = Field(
+        description="Date of the last review. At most "
+        f"{MAX_REVIEW_AHEAD_DAYS} days after today (a later date is taken for a typo), "
+        "and the review due date (this date + review_interval_days) must be a valid date.",
+    )
     review_interval_days: int = Field(ge=1, le=1096)
     scope: Scope = Field(default_factory=Scope)
     triggers: list[Trigger] = Field(min_length=1)
@@ -128,6 +134,31 @@ class Protocol(Contract):
     optimization: Optimization
     solver: SolverSettings = Field(default_factory=SolverSettings)
     response_hours: float = Field(gt=0, le=720, description="Time partners have to answer.")
+
+    @field_validator("last_reviewed")
+    @classmethod
+    def _reviewed_not_far_ahead(cls, value: date) -> date:
+        today = date.today()
+        if (value - today).days > MAX_REVIEW_AHEAD_DAYS:
+            raise ValueError(
+                f"{value.isoformat()} is more than {MAX_REVIEW_AHEAD_DAYS} days in the future "
+                f"(today is {today.isoformat()}); a typo?"
+            )
+        return value
+
+    @field_validator("review_interval_days")
+    @classmethod
+    def _review_due_in_range(cls, value: int, info: ValidationInfo) -> int:
+        reviewed = info.data.get("last_reviewed")  # absent when it was refused
+        if isinstance(reviewed, date):
+            try:
+                reviewed + timedelta(days=value)
+            except OverflowError:
+                raise ValueError(
+                    f"last_reviewed {reviewed.isoformat()} + {value} days is past the last "
+                    "representable date"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _min_fill_tiers_unique(self) -> Protocol:

@@ -333,6 +333,16 @@ def load_scenario(path: Path) -> Scenario:
         data = orjson.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (OSError, yaml.YAMLError, orjson.JSONDecodeError) as exc:
         raise ScenarioFileError(f"{path}: cannot read scenario file: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise ScenarioFileError(
+            f"{path}: cannot read scenario file: not UTF-8 text "
+            f"(byte 0x{exc.object[exc.start]:02x} on line {line}); save it as UTF-8"
+        ) from exc
+    except RecursionError:
+        raise ScenarioFileError(
+            f"{path}: cannot read scenario file: nested too deeply to parse"
+        ) from None
     return parse_scenario(data, str(path))
 
 

@@ -206,6 +206,16 @@ def read_credentials(path: Path) -> dict[str, Credential]:
     except (OSError, yaml.YAMLError) as exc:
         detail = " ".join(str(exc).split())
         raise CredentialsError(f"credentials file {path}: cannot read: {detail}") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise CredentialsError(
+            f"credentials file {path}: cannot read: not UTF-8 text "
+            f"(byte 0x{exc.object[exc.start]:02x} on line {line})"
+        ) from exc
+    except RecursionError:
+        raise CredentialsError(
+            f"credentials file {path}: cannot read: YAML nested too deeply to parse"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,28 +33,85 @@ class ApiError(RuntimeError):
     pass
 
 
+DEFAULT_COORDINATOR_URL = "http://127.0.0.1:8490"
+
+
+def coordinator_url() -> str:
+    """``VERBUND_COORDINATOR_URL`` without a trailing slash; :class:`SettingsError` (a usage
+    error) when it is not an ``http(s)://host[:port][/path]`` URL."""
+    raw = os.environ.get("VERBUND_COORDINATOR_URL", DEFAULT_COORDINATOR_URL)
+    base = raw.strip().rstrip("/")
+    problem = _url_problem(base)
+    if problem is not None:
+        raise SettingsError(
+            f"VERBUND_COORDINATOR_URL={raw!r} is not usable: {problem} "
+            f"(expected e.g. {DEFAULT_COORDINATOR_URL})"
+        )
+    return base
+
+
+def _url_problem(url: str) -> str | None:
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "it contains spaces or control characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0..65535
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "the scheme must be http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    if parts.query or parts.fragment:
+        return "it must not have a query or fragment"
+    return None
+
+
+def _segment(value: str, what: str = "run id") -> str:
+    """One path segment, quoted; an empty one is a usage error."""
+    if not value.strip():
+        raise SettingsError(f"the {what} must not be empty")
+    return urllib.parse.quote(value, safe="")
+
+
 def call_api(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    base = os.environ.get("VERBUND_COORDINATOR_URL", "http://127.0.0.1:8490").rstrip("/")
-    token = os.environ.get("VERBUND_COORDINATOR_TOKEN")
+    """Call the coordinator; ``path`` must be quoted already (see :func:`_segment`)."""
+    base = coordinator_url()
+    token = os.environ.get("VERBUND_COORDINATOR_TOKEN", "").strip()
     if not token:
         raise SettingsError("VERBUND_COORDINATOR_TOKEN is not set (a coordinator's bearer token)")
+    if not all(c.isascii() and c.isprintable() and not c.isspace() for c in token):
+        # never echo it: a token is a secret, even a mangled one
+        raise SettingsError(
+            "VERBUND_COORDINATOR_TOKEN is not a bearer token (spaces, line breaks or "
+            "non-ASCII characters inside it)"
+        )
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        base + path,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
     try:
+        request = urllib.request.Request(
+            base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
+            raw = response.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, AttributeError):
             detail = json.loads(detail).get("message", detail)
-        raise ApiError(f"{exc.code}: {detail}") from exc
+        raise ApiError(f"{exc.code}: {' '.join(str(detail).split())}") from exc
     except urllib.error.URLError as exc:
         raise ApiError(f"coordinator at {base} is not reachable: {exc.reason}") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise ApiError(f"coordinator at {base}: connection failed: {exc!r}") from exc
+    except ValueError as exc:  # http.client.InvalidURL and the like
+        detail = str(exc) if token not in str(exc) else type(exc).__name__
+        raise SettingsError(f"cannot call the coordinator at {base}: {detail}") from exc
+    try:
+        return json.loads(raw or b"null")
+    except ValueError as exc:
+        raise ApiError(f"coordinator at {base} answered something that is not JSON") from exc
 
 
 def _show(run: dict[str, Any]) -> None:
@@ -64,7 +123,7 @@ def _show(run: dict[str, Any]) -> None:
     if decision:
         say(
             f"  decision  : {decision['status']}, unmet by tier {decision['unmet_by_tier']}, "
-            f"cost {decision['total_cost']:.1f}"
+            f"cost {_cost(decision.get('total_cost'))}"
         )
     orders = [o for o in run.get("order_list", []) if o["revision"] == run["revision"]]
     if orders:
@@ -82,6 +141,16 @@ def _show(run: dict[str, Any]) -> None:
         say(table(["kind", "must answer", "informed", "item", "quantity", "state"], rows))
 
 
+def _cost(value: object) -> str:
+    """A decision's total cost; the API withholds it (``null``) from those who may not see
+    prices (a purchasing pool's total, for anyone but coordinators)."""
+    if value is None:
+        return "hidden"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.1f}"
+    return str(value)
+
+
 def cmd_service(args: argparse.Namespace) -> int:
     from services.common.runner import run_until_signalled
     from services.coordinator.run import run_coordinator
@@ -91,15 +160,16 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 def cmd_protocol_run(args: argparse.Namespace) -> int:
     try:
-        run = call_api("POST", f"/v1/protocols/{args.name}/runs", {"reason": args.reason or ""})
+        name = _segment(args.name, "protocol id")
+        run = call_api("POST", f"/v1/protocols/{name}/runs", {"reason": args.reason or ""})
         if not run.get("started", True):
             say(f"a run for this scope is already in progress: {run['run_id']}")
         deadline = time.monotonic() + args.wait
         while run["state"] in ("solving",) and time.monotonic() < deadline:
             time.sleep(0.2)
-            run = call_api("GET", f"/v1/runs/{run['run_id']}")
+            run = call_api("GET", f"/v1/runs/{_segment(run['run_id'])}")
         if run["state"] != "awaiting_approval":
-            run = call_api("GET", f"/v1/runs/{run['run_id']}")
+            run = call_api("GET", f"/v1/runs/{_segment(run['run_id'])}")
     except ApiError as exc:
         fail(str(exc))
         return 1
@@ -109,15 +179,16 @@ def cmd_protocol_run(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
+        run_id = _segment(args.run_id)
         if args.action == "show":
-            run = call_api("GET", f"/v1/runs/{args.run_id}")
+            run = call_api("GET", f"/v1/runs/{run_id}")
         else:
             run = call_api(
-                "POST", f"/v1/runs/{args.run_id}/{args.action}", {"reason": args.reason or ""}
+                "POST", f"/v1/runs/{run_id}/{args.action}", {"reason": args.reason or ""}
             )
             if run["state"] == "solving":
                 time.sleep(0.5)
-            run = call_api("GET", f"/v1/runs/{args.run_id}")
+            run = call_api("GET", f"/v1/runs/{run_id}")
     except ApiError as exc:
         fail(str(exc))
         return 1
