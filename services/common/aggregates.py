@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -277,3 +278,88 @@ def table_view(table: Table, measures: Iterable[str]) -> dict[str, object]:
             if table.cells[(r, s)].partners
         ],
     }
+
+
+# -- one-way tables: e.g. a decision's figures per criticality tier ----------------------------
+def group_figures(
+    rows: Iterable[tuple[str, str, Mapping[str, float]]], k: int
+) -> dict[str, dict[str, float] | None]:
+    """``(group, partner, measures)`` rows summed per group; ``None`` for a suppressed group.
+
+    A group is sensitive under the same rule as a table cell (:meth:`CellFigures.sensitive`:
+    fewer than ``k`` distinct partners behind it or behind one of its non-zero measures).
+    The groups add up to a total that may be known elsewhere (a protocol's total need is
+    close to a published aggregate), so a single suppressed group would follow from the
+    others: then the smallest other group is suppressed too."""
+    cells: dict[str, CellFigures] = {}
+    for group, partner, measures in rows:
+        cells.setdefault(group, CellFigures()).add(
+            Contribution(partner, "", "", group, "", measures)
+        )
+    hidden = {group for group, figures in cells.items() if figures.sensitive(k)}
+    if len(hidden) == 1:
+        others = sorted((len(f.partners), g) for g, f in cells.items() if g not in hidden)
+        if others:
+            hidden.add(others[0][1])
+    return {
+        group: None if group in hidden else {n: round(v, 6) for n, v in figures.totals.items()}
+        for group, figures in sorted(cells.items())
+    }
+
+
+# -- decision summaries for roles without the coordinator's need-to-know ---------------------
+WITHHELD = "details for coordinators"
+_GENERIC_EXPLANATIONS = {
+    "optimal": "optimal",
+    "time_limit": "time limit reached: the best plan found, not proven optimal",
+    "infeasible": "infeasible: the protocol's rules cannot all be met together",
+    "error": "error: no usable decision",
+}
+UNUSABLE = ("infeasible", "error")
+
+
+def generic_explanation(status: str, explanation: str) -> str:
+    """A decision's explanation as operators and auditors see it: the status in words, never
+    the text itself (an infeasible decision's names quantities, partners' stock and prices
+    appear in invariant violations). Empty stays empty unless the decision is unusable."""
+    if not explanation and status not in UNUSABLE:
+        return ""
+    words = _GENERIC_EXPLANATIONS.get(status, status or "unknown status")
+    return f"{words} ({WITHHELD})"
+
+
+# run details without figures or names (services/coordinator/core.py writes them)
+_PLAIN_DETAILS = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"waiting for approval",
+        r"solving",
+        r"nothing to move",
+        r"revision \d+: \d+ orders",
+        r"all \d+ orders accepted",
+        r"re-planning without \d+ order\(s\): (declined|no answer before the deadline)",
+        r"gave up after \d+ revisions",
+        r"solving again: revision \d+ was not published",
+        r"approved by [^;:]+(; \d+ more needed)?",  # coordinators, listed as approvals anyway
+    )
+)
+# a rejection names the coordinator; its free-text reason stays with coordinators
+_REJECTED = re.compile(r"(rejected by [^:\s]+)(: .*)?", re.DOTALL)
+
+
+def generic_run_detail(state: str, detail: str, decision_status: str | None = None) -> str:
+    """A run's detail as operators and auditors see it. Only the texts that carry counts and
+    nothing else pass; a failed run's detail (the decision's explanation, a solver error)
+    becomes a generic text naming the status, anything else the run's state."""
+    if any(pattern.fullmatch(detail) for pattern in _PLAIN_DETAILS):
+        return detail
+    rejected = _REJECTED.fullmatch(detail)
+    if rejected is not None:
+        return rejected.group(1)
+    if state == "failed":
+        if detail.startswith("solver error"):
+            return f"failed: solver error ({WITHHELD})"
+        if decision_status in UNUSABLE:
+            return f"failed: the decision is {decision_status} ({WITHHELD})"
+        return f"failed ({WITHHELD})"
+    return state

@@ -25,6 +25,8 @@ from services.common.logging import get_logger
 from services.common.topics import ALERTS, DECISIONS, LEDGER_CHANGELOG, PARTNER_ORDERS, RUNS
 from services.console import metrics
 from services.console.views import (
+    COORDINATOR,
+    FIGURE_ROLES,
     ORDER_DETAIL_ROLES,
     PARTNER,
     OpsState,
@@ -161,12 +163,18 @@ class ConsoleService:
             self.last_seen(), self.alliance, self.clock(), self.stale_after, removed
         )
 
-    def runs(self) -> list[dict[str, Any]]:
-        return runs_view(list(self.ops.runs.values()))
+    def runs(self, role: str = COORDINATOR) -> list[dict[str, Any]]:
+        """Runs as ``role`` sees them (failed runs' details: coordinators only)."""
+        return runs_view(
+            list(self.ops.runs.values()), self.ops.decisions, full=role in FIGURE_ROLES
+        )
 
-    def decisions(self, with_orders: bool = True) -> list[dict[str, Any]]:
+    def decisions(self, with_orders: bool = True, figures: bool = True) -> list[dict[str, Any]]:
         return decisions_view(
-            list(self.ops.decisions.values()), list(self.ops.orders.values()), with_orders
+            list(self.ops.decisions.values()),
+            list(self.ops.orders.values()),
+            with_orders,
+            figures,
         )
 
     def aggregates(self) -> dict[str, Any]:
@@ -189,14 +197,16 @@ class ConsoleService:
         if name == "mine":
             return self.mine(principal)
         if name == "decisions":
-            return self.decisions(with_orders=role in ORDER_DETAIL_ROLES)
+            return self.decisions(
+                with_orders=role in ORDER_DETAIL_ROLES, figures=role in FIGURE_ROLES
+            )
         if name == "summary":
-            return summary_view(self.board(), self.freshness(), self.runs())
+            return summary_view(self.board(), self.freshness(), self.runs(role))
         builders: dict[str, Callable[[], Any]] = {
             "board": self.board,
             "aggregates": self.aggregates,
             "freshness": self.freshness,
-            "runs": self.runs,
+            "runs": lambda: self.runs(role),
         }
         return builders[name]()
 
@@ -210,7 +220,7 @@ class ConsoleService:
             "role": role,
         }
         if role != PARTNER:
-            board, freshness, runs = self.board(), self.freshness(), self.runs()
+            board, freshness, runs = self.board(), self.freshness(), self.runs(role)
             cache = {"board": board, "freshness": freshness, "runs": runs}
             cache["summary"] = summary_view(board, freshness, runs)
             for name in names:

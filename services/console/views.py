@@ -15,7 +15,13 @@ from typing import Any
 
 from schemas.alliance import Alliance
 from schemas.common import Severity
-from services.common.aggregates import Contribution, build_tables, table_view
+from services.common.aggregates import (
+    Contribution,
+    build_tables,
+    generic_explanation,
+    generic_run_detail,
+    table_view,
+)
 from services.ledger.state import PartitionState
 
 ShortageKey = tuple[str, str, str]  # partner, site, material
@@ -232,8 +238,16 @@ def freshness_view(
     }
 
 
-def runs_view(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Runs, newest first; ``awaiting`` says whether an approval decision is pending."""
+def runs_view(
+    runs: Iterable[Mapping[str, Any]],
+    decisions: Mapping[str, Mapping[str, Any]] | None = None,
+    full: bool = True,
+) -> list[dict[str, Any]]:
+    """Runs, newest first; ``awaiting`` says whether an approval decision is pending.
+
+    Without ``full`` (roles other than coordinator) a run's detail passes only when it
+    carries nothing but counts: a failed run's (the decision's explanation, a solver error)
+    becomes a generic text naming the status of its decision (``decisions``, by run id)."""
     rows = [
         {
             "run_id": r["run_id"],
@@ -246,7 +260,11 @@ def runs_view(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "trigger": r.get("trigger", ""),
             "approvals": list(r.get("approvals", [])),
             "approvals_needed": r.get("approvals_needed", 0),
-            "detail": r.get("detail", ""),
+            "detail": r.get("detail", "")
+            if full
+            else generic_run_detail(
+                str(r["state"]), str(r.get("detail", "")), _status_of(r, decisions or {})
+            ),
             "at": r.get("at"),
         }
         for r in runs
@@ -255,13 +273,28 @@ def runs_view(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _status_of(run: Mapping[str, Any], decisions: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The status of the decision of the run's latest revision, if the console has it."""
+    decision = decisions.get(str(run["run_id"]))
+    if decision is None or int(decision.get("revision", 0)) != int(run.get("revision", 0)):
+        return None
+    return str(decision.get("status", ""))
+
+
 def decisions_view(
     decisions: Iterable[Mapping[str, Any]],
     orders: Iterable[Mapping[str, Any]],
     with_orders: bool = True,
+    figures: bool = True,
 ) -> list[dict[str, Any]]:
     """Decisions, newest first, each with its orders (all revisions) and their states;
-    without ``with_orders`` only the counts by state (no partner, no quantity)."""
+    without ``with_orders`` only the counts by state (no partner, no quantity).
+
+    Without ``figures`` (roles other than coordinator) no per-tier figure and no explanation:
+    a tier's requested or unmet quantity is a partner's own figure when few partners are in
+    that tier (one needy partner: its need), and the summary does not say how many partners
+    stand behind a tier, so the k-partner rule of the aggregates cannot be applied here --
+    every tier is ``null``. The explanation becomes a generic text naming the status."""
     by_run: dict[str, list[dict[str, Any]]] = {}
     for order in orders:
         by_run.setdefault(str(order.get("run_id")), []).append(_order_row(order))
@@ -283,9 +316,11 @@ def decisions_view(
                 "kind": d.get("kind", ""),
                 "status": d.get("status", ""),
                 "proven_optimal": d.get("proven_optimal", False),
-                "explanation": d.get("explanation", ""),
-                "unmet_by_tier": d.get("unmet_by_tier", {}),
-                "requested_by_tier": d.get("requested_by_tier", {}),
+                "explanation": d.get("explanation", "")
+                if figures
+                else generic_explanation(str(d.get("status", "")), str(d.get("explanation", ""))),
+                "unmet_by_tier": _tiers(d.get("unmet_by_tier", {}), figures),
+                "requested_by_tier": _tiers(d.get("requested_by_tier", {}), figures),
                 "orders_count": d.get("orders", len(run_orders)),
                 "order_states": states,
                 "orders": run_orders if with_orders else [],
@@ -294,6 +329,10 @@ def decisions_view(
         )
     rows.sort(key=lambda r: str(r["at"]), reverse=True)
     return rows
+
+
+def _tiers(by_tier: Mapping[str, Any], figures: bool) -> dict[str, Any]:
+    return dict(by_tier) if figures else dict.fromkeys(by_tier)
 
 
 def _order_row(order: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,6 +391,9 @@ VIEWS_BY_ROLE: dict[str, tuple[str, ...]] = {
 }
 # roles that see the per-partner orders of a decision (others: counts by state only)
 ORDER_DETAIL_ROLES = frozenset({COORDINATOR})
+# roles that see a decision's per-tier figures and explanation and a failed run's detail
+# (others: tiers null, generic texts naming the status)
+FIGURE_ROLES = frozenset({COORDINATOR})
 AGGREGATE_MEASURES = ("need", "surplus", "partners_in_shortage")
 
 

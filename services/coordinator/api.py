@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
+from protocols.decisions import Decision
 from schemas.errors import field_error_details
 from schemas.purchasing import SupplierQuoteSet
 from services.common.access import (
@@ -38,6 +39,12 @@ from services.common.access import (
     principal_of,
     public,
 )
+from services.common.aggregates import (
+    generic_explanation,
+    generic_run_detail,
+    group_figures,
+    min_partners_from_env,
+)
 from services.common.identity import IdentityStore, Role
 from services.common.tokens import TokenStore
 from services.coordinator import metrics
@@ -46,6 +53,7 @@ from services.coordinator.service import CoordinatorService
 
 SERVICE = "coordinator"
 SERVICE_KEY = web.AppKey("service", CoordinatorService)
+MIN_PARTNERS_KEY = web.AppKey("min_partners", int)  # k of the k-partner rule
 
 COORD, OPS, AUDIT = Role.COORDINATOR, Role.OPERATOR, Role.AUDITOR
 # Who may call what; the access-matrix test checks that every route is here. Partners have
@@ -77,34 +85,51 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = await request.json()
-    except ValueError as exc:
-        raise web.HTTPBadRequest(
-            text=f'{{"status": 400, "reason": "invalid_json", "message": "{exc}"}}',
-            content_type="application/json",
-        ) from exc
+    except ValueError as exc:  # also a body that is not UTF-8
+        raise _bad_request("invalid_json", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text='{"status": 400, "reason": "invalid_body", "message": "expected a JSON object"}',
-            content_type="application/json",
-        )
+        raise _bad_request("invalid_body", "expected a JSON object")
     return body
+
+
+def _bad_request(reason: str, message: str) -> web.HTTPBadRequest:
+    """A 400 whose body is JSON whatever the message holds (quotes, backslashes)."""
+    return web.HTTPBadRequest(
+        text=orjson.dumps({"status": 400, "reason": reason, "message": message}).decode(),
+        content_type="application/json",
+    )
 
 
 # what a purchase share says about money: coordinators only (prices stay inside the pool)
 PRICE_FIELDS = ("unit_price_pooled", "cost_pooled", "cost_alone", "saving")
 
 
-def run_view(run: Run, detail: bool = False, prices: bool = True) -> dict[str, Any]:
+def run_view(
+    run: Run, detail: bool = False, prices: bool = True, min_partners: int | None = None
+) -> dict[str, Any]:
+    """A run as the API shows it. ``min_partners`` (k) for roles other than coordinator:
+    per-tier figures only where at least k partners stand behind them, generic texts
+    instead of a decision's explanation and a failed run's detail (need-to-know);
+    ``None``: everything (coordinators)."""
     view = run.summary()
     view["triggered_at"] = datetime.fromtimestamp(run.triggered_at, UTC).isoformat()
+    decision_status = run.decision.status.value if run.decision is not None else None
+    if min_partners is not None:
+        view["detail"] = generic_run_detail(run.state.value, run.detail, decision_status)
     if detail and run.decision is not None:
         decision = run.decision
+        requested: dict[Any, float | None] = dict(decision.requested_by_tier)
+        unmet: dict[Any, float | None] = dict(decision.unmet_by_tier)
+        explanation = decision.explanation
+        if min_partners is not None:
+            requested, unmet = _tier_figures(decision, min_partners)
+            explanation = generic_explanation(decision.status.value, explanation)
         view["decision"] = {
             "status": decision.status.value,
             "proven_optimal": decision.proven_optimal,
-            "explanation": decision.explanation,
-            "requested_by_tier": decision.requested_by_tier,
-            "unmet_by_tier": decision.unmet_by_tier,
+            "explanation": explanation,
+            "requested_by_tier": requested,
+            "unmet_by_tier": unmet,
             # a pool's total is a price figure too
             "total_cost": decision.total_cost
             if prices or decision.kind != "joint_purchasing"
@@ -123,6 +148,32 @@ def run_view(run: Run, detail: bool = False, prices: bool = True) -> dict[str, A
             for o in run.orders.values()
         ]
     return view
+
+
+def _tier_figures(
+    decision: Decision, k: int
+) -> tuple[dict[Any, float | None], dict[Any, float | None]]:
+    """Requested and unmet per tier, ``None`` where fewer than ``k`` partners stand behind a
+    tier or its unmet quantity (services.common.aggregates.group_figures)."""
+    groups = group_figures(
+        (
+            (str(f.tier), f.partner_id, {"requested": f.requested, "unmet": f.unmet})
+            for f in decision.fulfilment
+        ),
+        k,
+    )
+    tiers = {int(t): g for t, g in groups.items()}
+    return (
+        {t: None if g is None else g["requested"] for t, g in tiers.items()},
+        {t: None if g is None else g["unmet"] for t, g in tiers.items()},
+    )
+
+
+def _min_partners(request: web.Request) -> int | None:
+    """k for the caller's role: ``None`` (no suppression) for coordinators."""
+    if principal_of(request).role is Role.COORDINATOR:
+        return None
+    return request.app[MIN_PARTNERS_KEY]
 
 
 def _no_prices(payload: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +217,10 @@ async def trigger_run(request: web.Request) -> web.Response:
 
 async def list_runs(request: web.Request) -> web.Response:
     runs = request.app[SERVICE_KEY].core.runs.values()
-    return web.json_response([run_view(r) for r in sorted(runs, key=lambda r: -r.triggered_at)])
+    k = _min_partners(request)
+    return web.json_response(
+        [run_view(r, min_partners=k) for r in sorted(runs, key=lambda r: -r.triggered_at)]
+    )
 
 
 async def get_run(request: web.Request) -> web.Response:
@@ -174,7 +228,8 @@ async def get_run(request: web.Request) -> web.Response:
     if run is None:
         return not_found(request)
     prices = principal_of(request).role is Role.COORDINATOR
-    return web.json_response(run_view(run, detail=True, prices=prices))
+    view = run_view(run, detail=True, prices=prices, min_partners=_min_partners(request))
+    return web.json_response(view)
 
 
 async def approve_run(request: web.Request) -> web.Response:
@@ -291,12 +346,16 @@ def create_app(
     service: CoordinatorService,
     identities: IdentityStore | TokenStore,
     refusals: RefusalPublisher | None = None,
+    min_partners: int | None = None,
 ) -> web.Application:
-    """The API around a service; ``identities`` may be a legacy coordinator tokens store."""
+    """The API around a service; ``identities`` may be a legacy coordinator tokens store.
+    ``min_partners``: k of the k-partner rule for what operators and auditors see of a
+    decision (default ``VERBUND_AGGREGATE_MIN_PARTNERS``, 3)."""
     if isinstance(identities, TokenStore):
         identities = IdentityStore.legacy_only(identities, Role.COORDINATOR)
     app = web.Application(client_max_size=64 * 1024)
     app[SERVICE_KEY] = service
+    app[MIN_PARTNERS_KEY] = min_partners_from_env() if min_partners is None else min_partners
     install_access(
         app,
         AccessControl(
