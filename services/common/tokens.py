@@ -49,9 +49,11 @@ def read_token_file(path: Path) -> dict[str, list[str]]:
     """Read and validate a tokens file: ``{partner_id: [hash, ...]}``."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
         detail = " ".join(str(exc).split())
         raise TokenFileError(f"tokens file {path}: cannot read: {detail}") from exc
+    except RecursionError as exc:
+        raise TokenFileError(f"tokens file {path}: nested too deeply to parse") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

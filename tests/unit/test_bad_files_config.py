@@ -114,3 +114,18 @@ def test_scenario_file(tmp_path: Path, name: str, content: bytes, problem: str) 
         load_scenario(path)
     assert str(info.value).startswith(f"{path}: cannot read scenario file: ")
     assert problem in str(info.value)
+
+
+def test_a_legacy_tokens_file_not_in_utf8_or_nested_too_deeply_is_refused_naming_it(
+    tmp_path: Path,
+) -> None:
+    from services.common.tokens import TokenFileError, read_token_file
+
+    latin = tmp_path / "tokens.yaml"
+    latin.write_bytes("klinikum-süd:\n  - sha256:00\n".encode("latin-1"))
+    with pytest.raises(TokenFileError, match=r"tokens\.yaml: cannot read"):
+        read_token_file(latin)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(TokenFileError, match=r"deep\.yaml"):
+        read_token_file(deep)

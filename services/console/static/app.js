@@ -386,7 +386,8 @@ function renderDecisions(decisions) {
   }
   const blocks = decisions.map((d) => {
     const unmet = Object.entries(d.unmet_by_tier)
-      .map(([tier, value]) => "tier " + tier + ": " + Number(value).toLocaleString())
+      .map(([tier, value]) =>
+        "tier " + tier + ": " + (value === null ? "withheld" : Number(value).toLocaleString()))
       .join(", ");
     const states = Object.entries(d.order_states)
       .map(([state, n]) => n + " " + state)
