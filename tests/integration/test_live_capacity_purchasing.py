@@ -127,7 +127,10 @@ def demand(partner: str, quantity: float) -> dict[str, Any]:
 async def in_ledger(changelog: TopicCollector, event_ids: list[str]) -> None:
     """Wait until the ledger wrote these events to its changelog (the snapshot's source)."""
     deadline = time.monotonic() + 60
-    while not set(event_ids) <= {i for r in changelog.values() for i in r.get("ids", ())}:
+    # the changelog names each event "partner/event id" (ids are de-duplicated per partner)
+    while not set(event_ids) <= {
+        i.split("/", 1)[-1] for r in changelog.values() for i in r.get("ids", ())
+    }:
         assert time.monotonic() < deadline, f"the ledger did not record {event_ids}"
         await asyncio.sleep(0.05)
 
