@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
+from schemas.config_files import UnreadableFile, read_data
 from schemas.errors import field_errors
 from schemas.protocol import Protocol
 
@@ -39,19 +39,9 @@ def parse_protocol(data: object, path: Path) -> Protocol:
 
 def load_protocol(path: Path) -> Protocol:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProtocolFileError(path, [f"(file): cannot read: {exc.strerror}"]) from exc
-    except UnicodeDecodeError as exc:
-        line = exc.object.count(b"\n", 0, exc.start) + 1
-        problem = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line})"
-        raise ProtocolFileError(path, [f"(file): {problem}; save it as UTF-8"]) from exc
-    except RecursionError:
-        raise ProtocolFileError(path, ["(yaml): nested too deeply to parse"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise ProtocolFileError(path, [f"(yaml): invalid YAML at {where}"]) from exc
+        data = read_data(path)
+    except UnreadableFile as exc:
+        raise ProtocolFileError(path, [f"(file): cannot read: {exc}"]) from exc
     return parse_protocol(data, path)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from schemas.agreements import Agreements
 from schemas.common import Contract, Criticality, PartnerId, SiteId
+from schemas.config_files import UnreadableFile, read_data
 from schemas.errors import field_errors
 
 
@@ -110,19 +110,9 @@ class AllianceFileError(ValueError):
 
 def load_alliance(path: Path) -> Alliance:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data = read_data(path)
+    except UnreadableFile as exc:
         raise AllianceFileError(f"{path}: cannot read alliance file: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        line = exc.object.count(b"\n", 0, exc.start) + 1
-        raise AllianceFileError(
-            f"{path}: cannot read alliance file: not UTF-8 text "
-            f"(byte 0x{exc.object[exc.start]:02x} on line {line}); save it as UTF-8"
-        ) from exc
-    except RecursionError:
-        raise AllianceFileError(
-            f"{path}: cannot read alliance file: YAML nested too deeply to parse"
-        ) from None
     try:
         return Alliance.model_validate(data, strict=False)
     except ValidationError as exc:

@@ -45,6 +45,7 @@ from schemas.common import (
     SiteId,
     Unit,
 )
+from schemas.config_files import UnreadableFile, read_data
 from schemas.errors import field_errors
 
 Share = Annotated[float, Field(ge=0, le=1)]
@@ -329,20 +330,9 @@ def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
 def load_scenario(path: Path) -> Scenario:
     """Load a YAML or JSON scenario file."""
     try:
-        text = path.read_text(encoding="utf-8")
-        data = orjson.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, yaml.YAMLError, orjson.JSONDecodeError) as exc:
+        data = read_data(path, orjson.loads if path.suffix == ".json" else yaml.safe_load)
+    except UnreadableFile as exc:
         raise ScenarioFileError(f"{path}: cannot read scenario file: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        line = exc.object.count(b"\n", 0, exc.start) + 1
-        raise ScenarioFileError(
-            f"{path}: cannot read scenario file: not UTF-8 text "
-            f"(byte 0x{exc.object[exc.start]:02x} on line {line}); save it as UTF-8"
-        ) from exc
-    except RecursionError:
-        raise ScenarioFileError(
-            f"{path}: cannot read scenario file: nested too deeply to parse"
-        ) from None
     return parse_scenario(data, str(path))
 
 

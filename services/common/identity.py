@@ -45,6 +45,7 @@ from typing import Any
 import yaml
 
 from schemas.common import PARTNER_ID_PATTERN
+from schemas.config_files import UnreadableFile, read_data
 from services.common.tokens import TokenStore, hash_token, new_token
 
 
@@ -202,20 +203,9 @@ def read_credentials(path: Path) -> dict[str, Credential]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        detail = " ".join(str(exc).split())
-        raise CredentialsError(f"credentials file {path}: cannot read: {detail}") from exc
-    except UnicodeDecodeError as exc:
-        line = exc.object.count(b"\n", 0, exc.start) + 1
-        raise CredentialsError(
-            f"credentials file {path}: cannot read: not UTF-8 text "
-            f"(byte 0x{exc.object[exc.start]:02x} on line {line})"
-        ) from exc
-    except RecursionError:
-        raise CredentialsError(
-            f"credentials file {path}: cannot read: YAML nested too deeply to parse"
-        ) from None
+        data = read_data(path)
+    except UnreadableFile as exc:
+        raise CredentialsError(f"credentials file {path}: cannot read: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from schemas.common import PARTNER_ID_PATTERN
+from schemas.config_files import UnreadableFile, read_data
 
 HASH_PREFIX = "sha256:"
 TOKEN_PREFIX = "vbd_"
@@ -48,12 +49,9 @@ def new_token() -> str:
 def read_token_file(path: Path) -> dict[str, list[str]]:
     """Read and validate a tokens file: ``{partner_id: [hash, ...]}``."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        detail = " ".join(str(exc).split())
-        raise TokenFileError(f"tokens file {path}: cannot read: {detail}") from exc
-    except RecursionError as exc:
-        raise TokenFileError(f"tokens file {path}: nested too deeply to parse") from exc
+        data = read_data(path)
+    except UnreadableFile as exc:
+        raise TokenFileError(f"tokens file {path}: cannot read: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -46,8 +46,8 @@ LATIN1 = yaml.safe_dump(_good(id="latin", owner="Müller"), allow_unicode=True).
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        (LATIN1, "(file): not UTF-8 text (byte 0xfc on line"),
-        (f"id: x\ntriggers: {DEEP}\n".encode(), "(yaml): nested too deeply"),
+        (LATIN1, "(file): cannot read: not UTF-8 text (byte 0xfc on line"),
+        (f"id: x\ntriggers: {DEEP}\n".encode(), "(file): cannot read: nested too deeply"),
     ],
     ids=["latin-1", "deep"],
 )
