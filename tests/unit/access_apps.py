@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from protocols.loader import load_library
 from schemas.audit import AccessRefused
@@ -136,3 +137,26 @@ def build(tmp: Path) -> Setup:
         service,
         producer,
     )
+
+
+@dataclass
+class AppClient:
+    """One app of a :class:`Setup` under a test client, called as one of its token holders."""
+
+    setup: Setup
+    client: TestClient[Any, Any]
+
+    def headers(self, caller: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.setup.tokens[caller]}"}
+
+    async def get(self, caller: str, path: str) -> Any:
+        """The JSON answer of a GET that must succeed."""
+        answer = await self.client.get(path, headers=self.headers(caller))
+        assert answer.status == 200, (caller, path, answer.status)
+        return await answer.json()
+
+
+def row_of(rows: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
+    """The one row of ``rows`` about run ``run_id``."""
+    [row] = [r for r in rows if r["run_id"] == run_id]
+    return row

@@ -4,7 +4,6 @@ generic texts for failed runs), and 400 answers that are JSON whatever the body 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.coordinator.core import Run
 from tests.protocols.helpers import protocol
-from tests.unit.access_apps import FOUR_EYES_PROTOCOL, Setup, build
+from tests.unit.access_apps import FOUR_EYES_PROTOCOL, AppClient, build, row_of
 from tests.unit.console.test_decision_figures import (
     SECRETS,
     decide,
@@ -26,33 +25,18 @@ from tests.unit.console.test_decision_figures import (
 )
 
 
-@dataclass
-class Api:
-    setup: Setup
-    client: TestClient[Any, Any]
-
-    def headers(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.setup.tokens[role]}"}
-
-    async def get(self, role: str, path: str) -> Any:
-        answer = await self.client.get(path, headers=self.headers(role))
-        assert answer.status == 200, (role, path, answer.status)
-        return await answer.json()
-
-
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
+async def api(tmp_path: Path) -> AsyncIterator[AppClient]:
     setup = build(tmp_path)
     async with TestClient(TestServer(setup.apps["coordinator"])) as client:
-        yield Api(setup, client)
+        yield AppClient(setup, client)
 
 
 def _listed(rows: list[dict[str, Any]], run: Run) -> dict[str, Any]:
-    [row] = [r for r in rows if r["run_id"] == run.run_id]
-    return row
+    return row_of(rows, run.run_id)
 
 
-async def test_one_needy_partner_figure_only_to_coordinators(api: Api) -> None:
+async def test_one_needy_partner_figure_only_to_coordinators(api: AppClient) -> None:
     run, _ = decide(api.setup.coordinator.core, protocol(), one_needy_scenario())
     path = f"/v1/runs/{run.run_id}"
     full = await api.get("coordinator", path)
@@ -64,7 +48,7 @@ async def test_one_needy_partner_figure_only_to_coordinators(api: Api) -> None:
     assert shown["decision"]["status"] == "optimal" and shown["order_list"]
 
 
-async def test_tiers_with_k_partners_are_shown_the_rest_suppressed(api: Api) -> None:
+async def test_tiers_with_k_partners_are_shown_the_rest_suppressed(api: AppClient) -> None:
     run, _ = decide(api.setup.coordinator.core, protocol(), tiered_scenario())
     path = f"/v1/runs/{run.run_id}"
     full = (await api.get("coordinator", path))["decision"]
@@ -81,12 +65,12 @@ async def test_k_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     setup = build(tmp_path)
     run, _ = decide(setup.coordinator.core, protocol(), tiered_scenario())
     async with TestClient(TestServer(setup.apps["coordinator"])) as client:
-        api = Api(setup, client)
+        api = AppClient(setup, client)
         shown = (await api.get("auditor", f"/v1/runs/{run.run_id}"))["decision"]
     assert set(shown["requested_by_tier"].values()) == {None}  # tier 3 has only 4 partners
 
 
-async def test_failed_runs_show_generic_texts_to_operators_and_auditors(api: Api) -> None:
+async def test_failed_runs_show_generic_texts_to_operators_and_auditors(api: AppClient) -> None:
     core = api.setup.coordinator.core
     failed, _ = decide(core, infeasible_protocol(), infeasible_scenario())
     crashed, _ = solver_error(core)
@@ -124,7 +108,7 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize("body", BAD_BODIES)
-async def test_invalid_json_gets_a_json_400(api: Api, body: bytes) -> None:
+async def test_invalid_json_gets_a_json_400(api: AppClient, body: bytes) -> None:
     api.setup.coordinator.core.active_scopes.clear()
     run = api.setup.coordinator.core.trigger(FOUR_EYES_PROTOCOL, "test", 1_800_000_000.0)[0]
     headers = api.headers("coordinator") | {"Content-Type": "application/json"}
@@ -142,7 +126,7 @@ async def test_invalid_json_gets_a_json_400(api: Api, body: bytes) -> None:
     assert run.state.value == "awaiting_approval"  # nothing happened
 
 
-async def test_a_body_that_is_not_an_object_gets_a_json_400(api: Api) -> None:
+async def test_a_body_that_is_not_an_object_gets_a_json_400(api: AppClient) -> None:
     headers = api.headers("coordinator") | {"Content-Type": "application/json"}
     answer = await api.client.post(
         f"/v1/protocols/{FOUR_EYES_PROTOCOL}/runs", data=b'["a"]', headers=headers

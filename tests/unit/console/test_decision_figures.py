@@ -10,7 +10,6 @@ naming the status instead of explanations. Partners see no decision summaries at
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from services.console.api import SERVICE_KEY
 from services.console.views import decisions_view, runs_view
 from services.coordinator.core import Coordinator, Publish, Run
 from tests.protocols.helpers import protocol, scenario
-from tests.unit.access_apps import Setup, build
+from tests.unit.access_apps import AppClient, build, row_of
 
 NOW = 1_800_000_000.0
 SECRETS = (
@@ -167,11 +166,7 @@ def test_views_without_figures() -> None:
 
 
 # -- over HTTP: the console -------------------------------------------------------------------
-@dataclass
-class Console:
-    setup: Setup
-    client: TestClient[Any, Any]
-
+class Console(AppClient):
     def feed(self, messages: list[Publish]) -> None:
         ops = self.setup.apps["console"][SERVICE_KEY].ops
         for message in messages:
@@ -180,12 +175,6 @@ class Console:
                 ops.apply_decision(value)
             elif message.topic == RUNS.name:
                 ops.apply_run(value)
-
-    async def get(self, role: str, path: str) -> Any:
-        headers = {"Authorization": f"Bearer {self.setup.tokens[role]}"}
-        answer = await self.client.get(path, headers=headers)
-        assert answer.status == 200, (role, path, answer.status)
-        return await answer.json()
 
 
 @pytest.fixture
@@ -196,8 +185,7 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
 
 
 def _by_run(rows: list[dict[str, Any]], run: Run) -> dict[str, Any]:
-    [row] = [r for r in rows if r["run_id"] == run.run_id]
-    return row
+    return row_of(rows, run.run_id)
 
 
 async def test_console_operators_and_auditors_get_no_figure_of_one_partner(
