@@ -237,8 +237,11 @@ def check_tier_priority(
     sink_tier = np.concatenate(tier_parts)
     donors = np.array(donor, dtype=np.int64)
     gives = donors >= 0
-    out = np.where(gives, sums.given[donors], 0.0)
-    serves_tier = np.where(gives, sums.serves[donors], 0)
+    # only where a donor gives (with no transfers at all, ``given`` is empty)
+    out = np.zeros(len(donors))
+    out[gives] = sums.given[donors[gives]]
+    serves_tier = np.zeros(len(donors), dtype=np.int64)
+    serves_tier[gives] = sums.serves[donors[gives]]
     spare = capacity - out
     spare_tol = TOL * np.maximum(1.0, np.abs(capacity))
     entries = np.array(entry, dtype=np.int64)

@@ -168,6 +168,18 @@ def test_max_distance_restricts_lanes():
     assert r.violations == []
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_no_lane_in_reach_is_an_optimal_decision_without_transfers(fast):
+    """Every need out of reach: no transfer at all. The invariant checks used to index
+    the empty per-donor sums and crash the run (IndexError) instead of reporting it."""
+    sc = scenario([("donor", 100, 0, 1.0, 10.0)], [("far", 1, 10, 14.0)])
+    r = solve(protocol(max_distance_km=1), sc, use_fast_path=fast)
+    assert r.decision.transfers == []
+    assert r.decision.status is SolveStatus.OPTIMAL
+    assert r.decision.unmet_by_tier == {1: 10}
+    assert r.violations == []
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("fast", [True, False])
 def test_infeasible_min_fill_explains_conflicting_rules(solver, fast):
