@@ -38,8 +38,11 @@ class TokenFileError(ValueError):
 
 
 def hash_token(token: str) -> str:
-    """The stored form of a clear token: ``sha256:<hex>``."""
-    return HASH_PREFIX + hashlib.sha256(token.encode("utf-8")).hexdigest()
+    """The stored form of a clear token: ``sha256:<hex>``.
+
+    A header with bytes that are not UTF-8 reaches the services as surrogates (aiohttp);
+    ``surrogatepass`` hashes them like any other unknown token instead of raising."""
+    return HASH_PREFIX + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_token() -> str:

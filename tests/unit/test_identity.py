@@ -3,6 +3,7 @@ and that a rotated, revoked or expired token stops working at the HTTP edge at o
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -182,8 +183,15 @@ def test_cli_issue_list_rotate_revoke(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0 and "role partner" in out  # no --role: a partner, as before roles
     partner_token = out.strip().splitlines()[-1]
     code, out = _cli(
-        capsys, "issue", "coord-anna", "--role", "coordinator", "--expires-days", "30",
-        "--credentials-file", path,
+        capsys,
+        "issue",
+        "coord-anna",
+        "--role",
+        "coordinator",
+        "--expires-days",
+        "30",
+        "--credentials-file",
+        path,
     )
     assert code == 0 and "expires" in out
     code, out = _cli(capsys, "list", "--json", "--credentials-file", path)
@@ -243,3 +251,29 @@ def test_principal_ids_are_checked_whole(bad: str) -> None:
     with pytest.raises(CredentialsError, match="not a valid principal id"):
         check_principal_id(bad)
     assert check_principal_id("coord-anna") == "coord-anna"
+
+
+async def test_a_token_that_is_not_utf8_is_an_unknown_token_on_every_service(
+    tmp_path: Path,
+) -> None:
+    """Raw header bytes that are not UTF-8 reach the handlers as surrogates: a 401 naming
+    the refusal, not a 500 from hashing the token."""
+    setup = build(tmp_path)
+    for name, method, path in (
+        ("gateway", "POST", "/v1/events"),
+        ("console", "GET", "/v1/session"),
+        ("coordinator", "GET", "/v1/runs"),
+    ):
+        async with TestServer(setup.apps[name]) as server:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(
+                f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode()
+                + b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+                + b"Authorization: Bearer vbd_\xff\xfe\r\n\r\n{}"
+            )
+            await writer.drain()
+            answer = await reader.read()
+            writer.close()
+            status_line = answer.split(b"\r\n", 1)[0]
+            assert b" 401 " in status_line, (name, answer[:300])
+            assert b"unknown or revoked token" in answer, (name, answer[:300])
