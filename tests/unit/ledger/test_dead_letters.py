@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 
 from services.ledger.dedup import event_key
-from services.ledger.processor import MAX_MESSAGE_BYTES, Inbound, LedgerProcessor
+from services.ledger.processor import (
+    MAX_DEAD_LETTER_ORIGINAL_BYTES,
+    MAX_MESSAGE_BYTES,
+    Inbound,
+    LedgerProcessor,
+)
 
 from .helpers import (
     FACTORY,
@@ -120,7 +126,8 @@ def test_bad_message_becomes_dead_letter_and_next_is_applied(name: str) -> None:
     assert letter.source_topic == TOPIC
     assert (letter.source_partition, letter.source_offset) == (3, 1000)
     assert letter.source_key == (key.decode() if key is not None else None)
-    assert base64.b64decode(letter.original_base64) == (value or b"")
+    kept = b"" if len(value or b"") > MAX_DEAD_LETTER_ORIGINAL_BYTES else (value or b"")
+    assert base64.b64decode(letter.original_base64) == kept
     assert letter.reason.startswith(reason + ": ")
     assert fragment in letter.reason + " ".join(letter.errors)
     assert letter.service == "ledger-test"
@@ -133,6 +140,27 @@ def test_bad_message_becomes_dead_letter_and_next_is_applied(name: str) -> None:
     assert state.positions[(HOSPITAL, "lager-2", "VALID-1")].on_hand == 42
     assert out.ingested == {"StockReported": 1}
     assert orjson.loads(out.changelog[3][-1])["ids"] == [event_key(HOSPITAL, good["event_id"])]
+
+
+def test_a_large_original_is_named_not_kept_so_the_letter_fits_the_broker() -> None:
+    """A schema-invalid event of 800 KB: its letter would exceed Apache Kafka's default
+    1 MiB message limit with the original in base64, failing the batch on every retry."""
+    event = stock(HOSPITAL, position(on_hand=-1))
+    event["comment"] = "x" * (800 * 1024)
+    value = orjson.dumps(event)
+    processor, feed = LedgerProcessor(make_alliance()), Feed()
+    out = processor.process([feed.raw(value, HOSPITAL.encode()), feed(valid_event())], NOW)
+    [letter] = dead_letters(out)
+    assert len(out.dead_letters[0][1]) < 1024 * 1024
+    assert letter.original_base64 == ""
+    assert hashlib.sha256(value).hexdigest() in " ".join(letter.errors)
+    assert f"({len(value)} bytes" in " ".join(letter.errors)
+    assert letter.reason.startswith("invalid_event: ")
+    assert out.ingested == {"StockReported": 1}
+    # just under the limit the original is kept
+    small = orjson.dumps({**event, "comment": "x" * (MAX_DEAD_LETTER_ORIGINAL_BYTES - 1024)})
+    [kept] = dead_letters(processor.process([feed.raw(small, HOSPITAL.encode())], NOW))
+    assert base64.b64decode(kept.original_base64) == small
 
 
 def test_schema_violation_lists_field_errors() -> None:
