@@ -49,6 +49,7 @@ from services.gateway.core import (
     encode,
     parse_submission,
     too_large,
+    unreadable_body,
 )
 from services.gateway.settings import GatewaySettings
 from services.gateway.tokens import TokenStore
@@ -140,11 +141,14 @@ def _rejected(
         partner_id=partner_id,
         request_id=request_id,
     )
-    return web.json_response(
+    response = web.json_response(
         rejection.body(),
         status=rejection.status,
         headers={**rejection.headers, "X-Request-Id": request_id},
     )
+    if rejection.close:
+        response.force_close()
+    return response
 
 
 @web.middleware
@@ -159,11 +163,18 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     check_content_length(request.content_length, limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+    except web.RequestPayloadError as exc:  # e.g. "Content-Encoding: gzip" on a plain body
+        # nothing more can be read: don't let aiohttp drain it after the answer (it would
+        # log the same error again as unhandled); the answer closes the connection
+        request.content.feed_eof()
+        detail = getattr(exc.__cause__, "message", None) or str(exc)
+        raise unreadable_body(request.headers.get("Content-Encoding"), str(detail)) from None
     return b"".join(chunks)
 
 

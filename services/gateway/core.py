@@ -44,6 +44,7 @@ class Rejection(Exception):
         self.message = message
         self.errors = list(errors)
         self.headers = headers or {}
+        self.close = False  # True: end the connection after the answer
 
     def body(self) -> dict[str, Any]:
         return {
@@ -127,6 +128,21 @@ def too_large(limit: int, size: int | None = None) -> Rejection:
         f"request body exceeds {limit} bytes{got}; send fewer positions per request",
         [{"field": "(body)", "problem": f"larger than {limit} bytes", "code": "too_large"}],
     )
+
+
+def unreadable_body(content_encoding: str | None, detail: str) -> Rejection:
+    """400 for a body that cannot be read as sent (a broken or unsupported compression)."""
+    encoding = (content_encoding or "").strip()[:40]
+    field = "Content-Encoding" if encoding else "(body)"
+    how = f" as Content-Encoding {encoding!r}" if encoding else ""
+    rejection = Rejection(
+        400,
+        "invalid_json",
+        f"request body cannot be decoded{how}; send plain or correctly gzip-compressed JSON",
+        [{"field": field, "problem": " ".join(detail.split())[:200], "code": "content_encoding"}],
+    )
+    rejection.close = True  # the rest of the stream is unreadable too
+    return rejection
 
 
 def check_content_length(content_length: int | None, limit: int) -> None:
