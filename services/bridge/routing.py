@@ -255,19 +255,31 @@ def route_outbound(record: Record, members: Container[str]) -> Route:
     return Forward(partner_orders_topic(recipient), record.key, value, record.timestamp_ms)
 
 
-def dead_letter(record: Record, rejection: Rejection, now: float) -> Forward:
+def dead_letter(
+    record: Record, rejection: Rejection, now: float, keep_original: bool = True
+) -> Forward:
     """The dead letter of a rejected record: original bytes, reason, source coordinates
     (the ledger's contract, keyed by the source topic). ``now`` is clamped to the years the
-    contract accepts, so a host clock off by decades cannot make dead-lettering fail."""
+    contract accepts, so a host clock off by decades cannot make dead-lettering fail.
+    ``keep_original=False``: without the original bytes (for a letter the broker refused
+    for its size; ``errors`` says so)."""
     now = min(max(now, EARLIEST_TIMESTAMP_MS / 1000), LATEST_TIMESTAMP_MS / 1000)
+    original = record.value or b""
+    omitted: list[str] = []
+    if not keep_original:
+        omitted.append(
+            f"original value ({len(original)} bytes) omitted: the dead letter with it was "
+            "refused by the broker (see the bridge log)"
+        )
+        original = b""
     letter = DeadLetter(
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
         source_key=record.key.decode("utf-8", "replace") if record.key is not None else None,
         reason=rejection.text,
-        errors=[],
-        original_base64=base64.b64encode(record.value or b"").decode("ascii"),
+        errors=omitted,
+        original_base64=base64.b64encode(original).decode("ascii"),
         service=SERVICE,
         received_at=datetime.fromtimestamp(now, UTC),
     )

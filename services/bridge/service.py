@@ -91,6 +91,7 @@ class Item:
     direction: str
     forward: Forward
     rejection: Rejection | None = None  # set: ``forward`` is the dead letter
+    slim: bool = False  # the dead letter without the original bytes (the full one was refused)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -339,6 +340,22 @@ class PartnerBridge:
                     )
                     letter = dead_letter(item.record, rejection, time.time())
                     retry.append(Item(item.record, item.direction, letter, rejection))
+                elif not item.slim and item.record.value:
+                    # e.g. an invalid record of 800 KB: base64 makes its letter larger than
+                    # the broker takes; keep reason and source at least
+                    log.warning(
+                        "bridge_dead_letter_without_original",
+                        reason=item.rejection.reason,
+                        source_topic=item.record.topic,
+                        source_offset=item.record.offset,
+                        error=repr(error),
+                    )
+                    letter = dead_letter(
+                        item.record, item.rejection, time.time(), keep_original=False
+                    )
+                    retry.append(
+                        Item(item.record, item.direction, letter, item.rejection, slim=True)
+                    )
                 else:
                     metrics.DEAD_LETTERS_LOST.inc()
                     log.error(
