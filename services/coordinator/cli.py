@@ -16,14 +16,17 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from protocols.progress import progress
 from protocols.run import RunRecord, replay
+from schemas.errors import field_errors
 from schemas.protocol import Protocol
 from schemas.scenario import Scenario
 from services.cli.console import fail, say, table
 from services.common.settings import SettingsError, load_settings
 from services.coordinator.settings import CoordinatorSettings
-from services.coordinator.store import RunStore
+from services.coordinator.store import RecordError, RunStore
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -174,6 +177,11 @@ def cmd_protocol_run(args: argparse.Namespace) -> int:
         fail(str(exc))
         return 1
     _show(run)
+    if run["state"] in ("failed", "rejected"):
+        return 1
+    if run["state"] == "solving":
+        fail(f"run {run['run_id']} still solving after --wait {args.wait:g} s")
+        return 1
     return 0
 
 
@@ -222,12 +230,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     store = RunStore(Path(args.runs_dir) if args.runs_dir else settings.runs_dir())
     try:
         data = store.load(args.run_id, args.revision)
-    except FileNotFoundError as exc:
+        record = RunRecord.model_validate(data["record"])
+        protocol = Protocol.model_validate(data["protocol"], strict=False)
+        snapshot = Scenario.model_validate(data["snapshot"], strict=False)
+    except (OSError, RecordError) as exc:
         fail(str(exc))
         return 2
-    record = RunRecord.model_validate(data["record"])
-    protocol = Protocol.model_validate(data["protocol"], strict=False)
-    snapshot = Scenario.model_validate(data["snapshot"], strict=False)
+    except ValidationError as exc:
+        fail(f"run {args.run_id}: recorded file unreadable: {'; '.join(field_errors(exc)[:3])}")
+        return 2
     say(
         f"replaying {record.run_id} revision {data['revision']}: protocol {record.protocol_id} "
         f"v{record.protocol_version}, solver {record.solver} {record.solver_version}, "

@@ -13,6 +13,10 @@ from schemas.protocol import Protocol
 from schemas.scenario import Scenario
 
 
+class RecordError(ValueError):
+    """A recorded run file that cannot be read as a run record; the message names it."""
+
+
 class RunStore:
     """Run records per run and revision. With ``retention_days`` (setting
     ``VERBUND_RETENTION_DECISIONS_DAYS``) :meth:`expire` deletes runs whose newest record is
@@ -76,9 +80,19 @@ class RunStore:
         if not folder.is_dir():
             raise FileNotFoundError(f"no recorded run {run_id} in {self.directory}")
         if revision is None:
-            revisions = sorted(int(p.stem[1:]) for p in folder.glob("r*.json"))
+            revisions = sorted(
+                int(p.stem[1:]) for p in folder.glob("r*.json") if p.stem[1:].isdigit()
+            )
             if not revisions:
                 raise FileNotFoundError(f"run {run_id} has no recorded revision")
             revision = revisions[-1]
-        data: dict[str, Any] = orjson.loads(self.path(run_id, revision).read_bytes())
+        path = self.path(run_id, revision)
+        if not path.is_file():
+            raise FileNotFoundError(f"run {run_id} has no recorded revision {revision}")
+        try:
+            data = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise RecordError(f"{path}: not a run record (invalid JSON: {exc})") from None
+        if not isinstance(data, dict) or not {"record", "protocol", "snapshot"} <= data.keys():
+            raise RecordError(f"{path}: not a run record (record, protocol or snapshot missing)")
         return data

@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from protocols.run import solve
+from schemas.protocol import ApprovalPolicy
 from services.cli.main import main
 from tests.unit.access_apps import FOUR_EYES_PROTOCOL, Setup, build
 from tests.unit.coordinator.test_live_capacity_purchasing import (
@@ -168,3 +169,34 @@ async def test_a_token_with_surrounding_whitespace_still_authenticates(
     token = f"  {setup.tokens['auditor']}\n"
     code, _, err = await _verbund(monkeypatch, capsys, ["runs"], str(client.make_url("")), token)
     assert code == 0, err
+
+
+async def test_protocol_run_exits_1_when_the_run_fails_or_is_still_solving(
+    api: tuple[Setup, TestClient[Any, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A script calling ``verbund protocol run`` must see a failed run (or no decision
+    within ``--wait``) in the exit code, not only in the printed state."""
+    setup, client = api
+    core = setup.coordinator.core
+    base = core.protocols[FOUR_EYES_PROTOCOL]
+    auto = base.model_copy(update={"id": "auto-test", "approval": ApprovalPolicy.AUTOMATIC})
+    core.protocols["auto-test"] = auto
+    url, token = str(client.make_url("")), setup.tokens["coordinator"]
+    argv = ["protocol", "run", "auto-test", "--wait", "0.3"]
+
+    code, out, err = await _verbund(monkeypatch, capsys, argv, url, token)
+    assert code == 1, (out, err)
+    assert "still solving" in err
+    [run_id] = [r for r, run in core.runs.items() if run.protocol.id == "auto-test"]
+    core.failed(run_id, "solver error: test", NOW)
+    core.active_scopes.clear()
+
+    def fail_at_once(run_id: str, requested_at: float) -> None:
+        core.failed(run_id, "solver error: test", NOW)
+
+    setup.coordinator._schedule_solve = fail_at_once  # type: ignore[method-assign]
+    code, out, err = await _verbund(monkeypatch, capsys, argv, url, token)
+    assert code == 1, (out, err)
+    assert "failed" in out
