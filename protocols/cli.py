@@ -6,7 +6,9 @@ Handlers are set with ``set_defaults(handler=...)`` and return an exit code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -123,16 +125,44 @@ def _output_problem(path: Path) -> str | None:
 
 
 def _write_output(path: Path, data: bytes) -> str | None:
-    """Write ``data``; the problem (one line) when that fails."""
+    """Write ``data``; the problem (one line) when that fails.
+
+    A regular file (or a new one) is written to a temporary file next to it and renamed
+    over it: a failed write (disk full) leaves the previous file as it was, never half a
+    decision. Anything else (``/dev/stdout``, a pipe) is written to directly.
+    """
+    if path.exists() and not path.is_file():
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            return f"cannot write {path}: {exc.strerror or exc}"
+        return None
+    target = path.resolve()  # a symlink keeps pointing at the file written
+    tmp: Path | None = None
     try:
-        path.write_bytes(data)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        if target.exists():
+            os.chmod(tmp, target.stat().st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
     except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         return f"cannot write {path}: {exc.strerror or exc}"
     return None
 
 
 def _runs(args: argparse.Namespace) -> list[tuple[str, Protocol]]:
     library = load_library(args.library) if args.library else None
+    for exc in library.errors if library is not None else []:
+        # a --library file that cannot be loaded is named, not hidden behind "no protocol"
+        _err(f"refused: {exc}")
     protocols = [apply_overrides(resolve_protocol(p, library), args.set) for p in args.protocol]
     runs = [(f"{p.id}", p) for p in protocols]
     for i, variant in enumerate(args.variant, start=1):
@@ -225,7 +255,15 @@ def cmd_scenario_generate(args: argparse.Namespace) -> int:
         _err(f"error: --output: {problem}")
         return EXIT_USAGE
     data = generate_scenario_data(args.partners, args.materials, args.seed)
-    parse_scenario(data, "<generated>")  # the generator's output must be valid
+    try:
+        parse_scenario(data, "<generated>")  # the generator's output must be valid
+    except ScenarioFileError as exc:
+        # e.g. --materials 0 gives purchasing pools without materials (a generator bug)
+        _err(
+            f"error: cannot generate a valid scenario with --partners {args.partners} "
+            f"--materials {args.materials} --seed {args.seed}: {exc}"
+        )
+        return EXIT_FAILED
     problem = _write_output(args.output, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     if problem is not None:
         _err(f"error: --output: {problem}")

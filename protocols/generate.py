@@ -158,7 +158,7 @@ def generate_scenario_data(
                     }
                 )
         for i in range(partners):
-            if rng.random() < 0.5:
+            if rng.random() < 0.5 and pooled:  # no pool without a material to pool
                 data["agreements"]["purchasing_pools"].append(
                     {"partner_id": f"p{i:04d}", "materials": pooled}
                 )

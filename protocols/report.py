@@ -20,6 +20,13 @@ def fulfilment_by_tier(result: RunResult) -> dict[int, tuple[float, float]]:
     }
 
 
+def _more(total: int, shown: int) -> list[str]:
+    """The line saying how many rows of a section were left out (none when all are shown)."""
+    if total <= shown:
+        return []
+    return [f"  ... and {total - shown} more (all in the JSON decision file, --output)"]
+
+
 def render(result: RunResult, label: str = "", max_orders: int = 40) -> str:
     d, r, t = result.decision, result.record, result.timings
     lines = [
@@ -45,6 +52,7 @@ def render(result: RunResult, label: str = "", max_orders: int = 40) -> str:
     lines.append("fulfilment by partner:")
     for partner, (req, got) in sorted(by_partner.items())[:max_orders]:
         lines.append(f"  {partner}: {_fmt(got)} of {_fmt(req)} ({got / req if req else 1:.1%})")
+    lines += _more(len(by_partner), max_orders)
     if d.transfers:
         lines.append(f"transfers ({len(d.transfers)}):")
         for o in d.transfers[:max_orders]:
@@ -52,6 +60,7 @@ def render(result: RunResult, label: str = "", max_orders: int = 40) -> str:
                 f"  {o.material_id}: {o.from_partner}/{o.from_site} -> {o.to_partner}/{o.to_site}"
                 f"  {_fmt(o.quantity)} {o.unit}  due {o.due}  {o.distance_km:.0f} km"
             )
+        lines += _more(len(d.transfers), max_orders)
     if d.capacity_assignments:
         lines.append(f"capacity assignments ({len(d.capacity_assignments)}):")
         for a in d.capacity_assignments[:max_orders]:
@@ -59,6 +68,7 @@ def render(result: RunResult, label: str = "", max_orders: int = 40) -> str:
                 f"  {a.capability}: {a.provider_partner} ({a.offer_id}) -> {a.to_partner}"
                 f"  {_fmt(a.hours)} h  due {a.due}"
             )
+        lines += _more(len(d.capacity_assignments), max_orders)
     if d.purchase_shares:
         lines.append(f"purchase shares ({len(d.purchase_shares)}):")
         for s in d.purchase_shares[:max_orders]:
@@ -67,10 +77,8 @@ def render(result: RunResult, label: str = "", max_orders: int = 40) -> str:
                 f" {_fmt(s.quantity)} units, pays {_fmt(s.cost_pooled)}"
                 f" (alone {_fmt(s.cost_alone)}, saves {_fmt(s.saving)})"
             )
+        lines += _more(len(d.purchase_shares), max_orders)
         lines.append(f"total saving: {_fmt(d.total_saving)}")
-    hidden = len(d.orders()) - min(len(d.orders()), 3 * max_orders)
-    if hidden > 0:
-        lines.append(f"(more orders in the JSON decision file: {len(d.orders())} in total)")
     lines.append(f"cost: {_fmt(d.total_cost)}")
     if result.violations:
         lines.append("INVARIANT VIOLATIONS: " + "; ".join(result.violations[:10]))
