@@ -29,10 +29,12 @@ def progress(label: str, stream: TextIO | None = None, every: float = 2.0) -> It
 
     beat = threading.Thread(target=heartbeat, daemon=True)
     beat.start()
+    outcome = "failed after"
     try:
         yield
+        outcome = "done in"
     finally:
         finished.set()
         beat.join()
-        out.write(f"{label}: done in {time.monotonic() - started:.1f} s\n")
+        out.write(f"{label}: {outcome} {time.monotonic() - started:.1f} s\n")
         out.flush()

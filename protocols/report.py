@@ -70,7 +70,10 @@ def render(result: RunResult, label: str = "", max_orders: int = 40) -> str:
             )
         lines += _more(len(d.capacity_assignments), max_orders)
     if d.purchase_shares:
-        lines.append(f"purchase shares ({len(d.purchase_shares)}):")
+        lines.append(
+            f"purchase shares ({len(d.purchase_shares)}; the pool's cost is split in proportion"
+            " to what each would pay alone):"
+        )
         for s in d.purchase_shares[:max_orders]:
             lines.append(
                 f"  {s.material_id} from {s.supplier_id} @ {s.unit_price_pooled:g}: {s.partner_id}"

@@ -22,6 +22,18 @@ def test_progress_reports_start_heartbeat_and_elapsed_time() -> None:
     assert lines[-1].startswith("solving big: done in 0.")
 
 
+def test_failed_work_is_not_reported_done() -> None:
+    out = io.StringIO()
+    try:
+        with progress("loading x", stream=out, every=5):
+            raise ValueError("broken")
+    except ValueError:
+        pass
+    lines = out.getvalue().splitlines()
+    assert lines[-1].startswith("loading x: failed after 0.")
+    assert "done" not in out.getvalue()
+
+
 def test_quick_work_has_no_heartbeat() -> None:
     out = io.StringIO()
     with progress("tiny", stream=out, every=5):
