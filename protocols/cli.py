@@ -244,6 +244,10 @@ def cmd_protocol_check(args: argparse.Namespace) -> int:
     for line in overdue:
         _out(f"review overdue: {line}\n")
     _out(f"{len(library.protocols)} protocol(s) valid, {len(library.errors)} refused\n")
+    if not library.protocols and not library.errors:
+        # e.g. a wrong folder: checking nothing is not a pass
+        _err(f"error: no protocol files (*.yaml, *.yml) in {', '.join(map(str, args.files or []))}")
+        return EXIT_FAILED
     if library.errors or (args.strict and overdue):
         return EXIT_FAILED
     return EXIT_OK

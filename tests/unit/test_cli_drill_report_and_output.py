@@ -100,3 +100,12 @@ def test_failed_output_write_keeps_the_previous_file(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert out.read_bytes() == before  # not truncated, not half a new decision
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decision.json"]
+
+
+def test_protocol_check_of_a_folder_without_protocols_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a protocol")
+    code = _cli(["protocol", "check", str(tmp_path)])
+    assert code != EXIT_OK
+    assert f"no protocol files (*.yaml, *.yml) in {tmp_path}" in capsys.readouterr().err
