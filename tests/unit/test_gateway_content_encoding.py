@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,39 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.gateway.app import GatewayMetrics, create_app
 from services.gateway.settings import GatewaySettings
 from services.gateway.tokens import issue_token
-
-PARTNER = "klinikum-nord"
-
-
-class FakeProducer:
-    """Acknowledges every send at once and remembers what was sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes]] = []
-
-    async def send(
-        self, topic: str, value: bytes, key: bytes | None = None, headers: Any = None
-    ) -> asyncio.Future[None]:
-        self.sent.append((topic, key, value))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-
-def need_event() -> dict[str, Any]:
-    return {
-        "type": "NeedReported",
-        "event_id": f"evt-{uuid.uuid4()}",
-        "partner_id": PARTNER,
-        "occurred_at": "2026-11-22T08:00:00Z",
-        "need_id": "need-1",
-        "site_id": "lager-1",
-        "material_id": "NACL-500ML",
-        "unit": "pcs",
-        "quantity": 400.0,
-        "needed_by": "2026-11-25",
-        "criticality": "hospital",
-    }
+from tests.gateway.conftest import PARTNER, need_event
+from tests.unit.access_apps import FakeProducer
 
 
 class Gateway:
