@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from schemas.config_files import UnreadableFile, read_data
+from schemas.config_files import UnreadableFile, read_document
 from schemas.errors import field_errors
 from schemas.protocol import Protocol
 
@@ -39,7 +39,7 @@ def parse_protocol(data: object, path: Path) -> Protocol:
 
 def load_protocol(path: Path) -> Protocol:
     try:
-        data = read_data(path)
+        data = read_document(path)
     except UnreadableFile as exc:
         raise ProtocolFileError(path, [f"(file): cannot read: {exc}"]) from exc
     return parse_protocol(data, path)

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from schemas.agreements import Agreements
 from schemas.common import Contract, Criticality, PartnerId, SiteId
-from schemas.config_files import UnreadableFile, read_data
+from schemas.config_files import UnreadableFile, read_document
 from schemas.errors import field_errors
 
 
@@ -110,7 +110,7 @@ class AllianceFileError(ValueError):
 
 def load_alliance(path: Path) -> Alliance:
     try:
-        data = read_data(path)
+        data = read_document(path)
     except UnreadableFile as exc:
         raise AllianceFileError(f"{path}: cannot read alliance file: {exc}") from exc
     try:

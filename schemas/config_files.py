@@ -34,3 +34,12 @@ def read_data(path: Path, parse: Callable[[str], Any] = yaml.safe_load) -> Any:
         raise UnreadableFile(f"invalid YAML at {where}") from exc
     except ValueError as exc:  # JSON (orjson.JSONDecodeError)
         raise UnreadableFile(" ".join(str(exc).split())) from exc
+
+
+def read_document(path: Path, parse: Callable[[str], Any] = yaml.safe_load) -> Any:
+    """:func:`read_data` of a file that must hold a document (a protocol, an alliance, a
+    scenario): an empty file (or one of only comments) is refused as empty."""
+    data = read_data(path, parse)
+    if data is None:
+        raise UnreadableFile("the file is empty (or holds only comments)")
+    return data

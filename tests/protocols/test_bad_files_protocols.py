@@ -48,8 +48,9 @@ LATIN1 = yaml.safe_dump(_good(id="latin", owner="Müller"), allow_unicode=True).
     [
         (LATIN1, "(file): cannot read: not UTF-8 text (byte 0xfc on line"),
         (f"id: x\ntriggers: {DEEP}\n".encode(), "(file): cannot read: nested too deeply"),
+        (b"# to be written\n", "(file): cannot read: the file is empty"),
     ],
-    ids=["latin-1", "deep"],
+    ids=["latin-1", "deep", "comment-only"],
 )
 def test_unreadable_file_is_refused_and_the_good_protocols_load(
     tmp_path: Path, content: bytes, problem: str

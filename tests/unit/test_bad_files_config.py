@@ -1,4 +1,4 @@
-"""Alliance, credentials and scenario files that are not UTF-8 or are nested too deeply are
+"""Alliance, credentials and scenario files that are not UTF-8, nested too deeply (or empty) are
 refused with each loader's own error, naming the file and the problem; services that re-read
 them keep what they had (the bridge its partners, the identity store the last good tokens)."""
 
@@ -40,7 +40,9 @@ BAD_FILES = [
 ]
 
 
-@pytest.mark.parametrize(("content", "problem"), BAD_FILES)
+@pytest.mark.parametrize(
+    ("content", "problem"), [*BAD_FILES, pytest.param(b"", "the file is empty", id="empty")]
+)
 def test_alliance_file(tmp_path: Path, content: bytes, problem: str) -> None:
     path = tmp_path / "alliance.yaml"
     path.write_bytes(content)
@@ -104,8 +106,10 @@ async def test_requests_still_authenticate_after_a_bad_credentials_edit(tmp_path
         ("s.yaml", LATIN1, "not UTF-8 text (byte 0xfc on line 1)"),
         ("s.json", b'{"name": "M\xfcller"}', "not UTF-8 text (byte 0xfc on line 1)"),
         ("s.yaml", f"positions: {DEEP}\n".encode(), "nested too deeply"),
+        ("s.yaml", b"# nothing yet\n", "the file is empty"),
+        ("s.yaml", b"", "the file is empty"),
     ],
-    ids=["yaml-latin-1", "json-latin-1", "yaml-deep"],
+    ids=["yaml-latin-1", "json-latin-1", "yaml-deep", "yaml-comment-only", "yaml-empty"],
 )
 def test_scenario_file(tmp_path: Path, name: str, content: bytes, problem: str) -> None:
     path = tmp_path / name
