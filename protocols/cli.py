@@ -167,7 +167,9 @@ def _runs(args: argparse.Namespace) -> list[tuple[str, Protocol]]:
     runs = [(f"{p.id}", p) for p in protocols]
     for i, variant in enumerate(args.variant, start=1):
         assignments = [a for a in variant.split(",") if a.strip()]
-        runs.append((f"{protocols[0].id}#{i}", apply_overrides(protocols[0], assignments)))
+        runs.append(
+            (f"{protocols[0].id}#{i}", apply_overrides(protocols[0], assignments, "--variant"))
+        )
     labels = [label for label, _ in runs]
     if len(set(labels)) != len(labels):
         runs = [(f"{label}@{i}", p) for i, (label, p) in enumerate(runs, start=1)]

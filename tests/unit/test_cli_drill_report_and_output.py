@@ -109,3 +109,19 @@ def test_protocol_check_of_a_folder_without_protocols_fails(
     code = _cli(["protocol", "check", str(tmp_path)])
     assert code != EXIT_OK
     assert f"no protocol files (*.yaml, *.yml) in {tmp_path}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "problem"),
+    [
+        ("--variant", "fairness", "--variant 'fairness': expected key=value"),
+        ("--set", "fairness", "--set 'fairness': expected key=value"),
+        ("--variant", "max_distance_km=-5", "<hospital-material-reallocation with --variant>"),
+    ],
+)
+def test_a_bad_override_names_its_option(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, problem: str
+) -> None:
+    argv = ["drill", str(SMALL), "--protocol", "hospital-material-reallocation", option, value]
+    assert _cli(argv) != EXIT_OK
+    assert problem in capsys.readouterr().err
