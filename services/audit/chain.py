@@ -17,6 +17,11 @@ from typing import Any
 
 GENESIS_HASH = "0" * 64
 FIRST_SEQ = 1
+# The entry the writer chains when a source partition's offsets restart (its topic was
+# recreated): ``source_offset`` is -1 (no Kafka record has that offset), and from there on
+# that partition's offsets count again from the start, for de-duplication and for verify.
+SOURCE_RESTARTED = "source_restarted"
+RESTART_OFFSET = -1
 
 ENTRY_FIELDS = frozenset(
     {
@@ -80,6 +85,28 @@ class Recorded:
     key: str | None
     payload_sha256: str
     payload: Any
+
+
+def is_source_restart(entry: Entry) -> bool:
+    return entry.get("kind") == SOURCE_RESTARTED and entry.get("source_offset") == RESTART_OFFSET
+
+
+def source_restart(at: str, topic: str, partition: int, previous_offset: int | None) -> Recorded:
+    """The marker entry for a source partition whose offsets restart."""
+    payload = {
+        "previous_offset": previous_offset,
+        "reason": "the source topic was recreated; its offsets restart",
+    }
+    return Recorded(
+        at=at,
+        kind=SOURCE_RESTARTED,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=RESTART_OFFSET,
+        key=None,
+        payload_sha256=sha256_hex(canonical(payload)),
+        payload=payload,
+    )
 
 
 def chain(head: ChainHead, items: list[Recorded]) -> tuple[list[Entry], ChainHead]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from services.audit.chain import Entry, canonical
 from services.audit.query import EntryFilter, parse_time, select, summary
 from services.audit.settings import AuditSettings
 from services.audit.store import log_lines, verify_file
-from services.audit.verify import parse_entry
+from services.audit.verify import hashable, parse_entry
 from services.cli.console import fail, say, table
 from services.common.settings import SettingsError, load_settings
 
@@ -79,7 +80,7 @@ def _entries(path: Path) -> Iterator[Entry]:
     bad = 0
     for line in log_lines(path):
         entry = parse_entry(line)
-        if entry is None:
+        if entry is None or not hashable(entry):
             bad += 1
             continue
         yield entry
@@ -94,6 +95,17 @@ def _time(text: str | None, name: str) -> datetime | None:
         return parse_time(text)
     except ValueError as exc:
         raise SettingsError(f"--{name}: not an ISO 8601 time: {text!r}") from exc
+
+
+def _printable(value: object) -> str:
+    """A table cell that cannot forge rows or drive the terminal: keys and payload texts come
+    from partners, so control and format characters (newlines, ESC, bidi overrides) are
+    shown escaped."""
+    text = "" if value is None else str(value)
+    return "".join(
+        ch if not unicodedata.category(ch).startswith("C") else ch.encode("unicode_escape").decode()
+        for ch in text
+    )
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -117,11 +129,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     rows = [
         (
             entry["seq"],
-            entry["at"],
-            entry["kind"],
-            f"{entry['source_topic']}[{entry['source_partition']}]@{entry['source_offset']}",
-            entry["key"],
-            summary(entry),
+            _printable(entry["at"]),
+            _printable(entry["kind"]),
+            _printable(
+                f"{entry['source_topic']}[{entry['source_partition']}]@{entry['source_offset']}"
+            ),
+            _printable(entry["key"]),
+            _printable(summary(entry)),
         )
         for entry in found
     ]

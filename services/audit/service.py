@@ -96,8 +96,9 @@ class AuditService:
                     continue
                 ends = await self.consumer.end_offsets([tp])
                 if ends.get(tp, 0) <= self.log.marks[(topic, partition)]:
-                    self.log.forget_source((topic, partition))
+                    marker = await asyncio.to_thread(self.log.forget_source, (topic, partition))
                     log.warning("audit_source_restarted", topic=topic, partition=partition)
+                    await self._publish(marker)
 
     async def _loop(self) -> None:
         next_lag = 0.0

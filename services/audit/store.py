@@ -13,9 +13,17 @@ import fcntl
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from services.audit.chain import ChainHead, Entry, encode_line
+from services.audit.chain import (
+    ChainHead,
+    Entry,
+    chain,
+    encode_line,
+    is_source_restart,
+    source_restart,
+)
 from services.audit.verify import Verifier, VerifyResult, parse_entry, verify
 
 Source = tuple[str, int]
@@ -66,23 +74,28 @@ class AuditLog:
                 if entry is None:
                     continue
                 last = entry
-                source = (str(entry["source_topic"]), int(entry["source_partition"]))
-                offset = int(entry["source_offset"])
-                if offset > self.marks.get(source, -1):
-                    self.marks[source] = offset
+                self._mark(entry)
         if torn:
             entry = parse_entry(torn)
             if entry is not None:  # complete entry, only the newline is missing
                 self._write(b"\n")
                 verifier.feed(torn + b"\n")
                 last = entry
-                source = (str(entry["source_topic"]), int(entry["source_partition"]))
-                self.marks[source] = max(self.marks.get(source, -1), int(entry["source_offset"]))
+                self._mark(entry)
                 torn = b""
             else:
                 self._set_aside(torn, good_end)
         self.head = ChainHead.after(last)
         return Recovery(verifier.result(), verifier.entries, len(torn))
+
+    def _mark(self, entry: Entry) -> None:
+        source = (str(entry["source_topic"]), int(entry["source_partition"]))
+        if is_source_restart(entry):  # offsets count again from the start
+            self.marks.pop(source, None)
+            return
+        offset = int(entry["source_offset"])
+        if offset > self.marks.get(source, -1):
+            self.marks[source] = offset
 
     def _set_aside(self, torn: bytes, good_end: int) -> None:
         aside = self.path.with_name(self.path.name + ".torn")
@@ -113,9 +126,20 @@ class AuditLog:
         self.head = head
         self.marks = marks
 
-    def forget_source(self, source: Source) -> None:
-        """Drop a partition's de-duplication mark (its topic was recreated, offsets restart)."""
-        self.marks.pop(source, None)
+    def forget_source(self, source: Source, at: str | None = None) -> list[Entry]:
+        """Drop a partition's de-duplication mark (its topic was recreated, offsets restart).
+
+        A ``source_restarted`` entry records it in the chain (durably, before the mark goes),
+        so that verify accepts the partition's offsets starting over and a restarted writer
+        does not take the new topic's records for re-deliveries of the old one's."""
+        if at is None:
+            at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        marker = source_restart(at, source[0], source[1], self.marks.get(source))
+        entries, head = chain(self.head, [marker])
+        marks = dict(self.marks)
+        marks.pop(source, None)
+        self.append(entries, head, marks)
+        return entries
 
     def close(self) -> None:
         if self._fd >= 0:

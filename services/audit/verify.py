@@ -20,7 +20,9 @@ from services.audit.chain import (
     FIRST_SEQ,
     GENESIS_HASH,
     Entry,
+    canonical,
     entry_hash,
+    is_source_restart,
     sha256_hex,
 )
 
@@ -59,11 +61,29 @@ class VerifyResult:
         return f"TAMPERED at {where}: {self.problem}: {self.detail}"
 
 
+class _NotCanonical(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotCanonical(f"non-finite number {name}")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):  # parsers disagree on which duplicate wins
+        raise _NotCanonical("duplicate key")
+    return value
+
+
 def parse_entry(line: bytes | str) -> Entry | None:
-    """The entry on one line, or None when the line is not a well-formed entry."""
+    """The entry on one line, or None when the line is not a well-formed entry (including
+    duplicate keys, which JSON readers resolve differently, and NaN/Infinity: no writer
+    produces those). Values canonical JSON cannot write (a lone surrogate, ``1e999``) are
+    caught by :func:`hashable`."""
     try:
-        value = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        value = json.loads(line, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeError, _NotCanonical
         return None
     if not isinstance(value, dict) or set(value) != ENTRY_FIELDS:
         return None
@@ -72,6 +92,15 @@ def parse_entry(line: bytes | str) -> Entry | None:
     if not all(isinstance(value[k], str) for k in ("prev_hash", "hash", "kind", "at")):
         return None
     return value
+
+
+def hashable(entry: Entry) -> bool:
+    """Whether canonical JSON can write the entry (so it can be hashed and shown)."""
+    try:
+        canonical(entry)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _ends_with_newline(line: bytes | str) -> bool:
@@ -150,7 +179,12 @@ class Verifier:
 
     def _check(self, entry: Entry) -> None:
         seq: int = entry["seq"]
-        if entry_hash(entry) != entry["hash"]:
+        try:
+            expected_hash = entry_hash(entry)
+        except (ValueError, RecursionError):  # e.g. a lone surrogate, 1e999
+            self._fail(Problem.MALFORMED, seq, "a value that canonical JSON cannot write")
+            return
+        if expected_hash != entry["hash"]:
             self._fail(Problem.MODIFIED, seq, "the entry's content does not match its hash")
             return
         if not _payload_matches(entry):
@@ -160,6 +194,10 @@ class Verifier:
             self._link_problem(entry)
             return
         source = (str(entry["source_topic"]), int(entry["source_partition"]))
+        if is_source_restart(entry):  # the writer recorded that these offsets restart
+            self._sources.pop(source, None)
+            self._accept(entry)
+            return
         last_offset = self._sources.get(source)
         if last_offset is not None and entry["source_offset"] <= last_offset:
             self._fail(
