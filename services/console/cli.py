@@ -29,10 +29,17 @@ class ConsoleUnavailable(RuntimeError):
 
 def fetch(base: str, token: str, path: str, timeout: float = 10.0) -> Any:
     url = base.rstrip("/") + path
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        if not url.lower().startswith(("http://", "https://")):
+            raise ValueError("not an http:// or https:// URL")
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    except ValueError as exc:
+        raise ConsoleUnavailable(
+            f"console URL {base!r} is not usable ({exc}); expected e.g. http://127.0.0.1:8500"
+        ) from exc
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            body = response.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         with contextlib.suppress(ValueError, AttributeError):
@@ -48,6 +55,13 @@ def fetch(base: str, token: str, path: str, timeout: float = 10.0) -> Any:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ConsoleUnavailable(f"console at {base} is not reachable: {reason}") from exc
+    except ValueError as exc:  # e.g. a token that cannot be sent in a header (never echoed)
+        raise ConsoleUnavailable(
+            f"console at {base}: cannot send the request ({type(exc).__name__}); does "
+            "VERBUND_COORDINATOR_TOKEN contain spaces, line breaks or non-ASCII characters?"
+        ) from exc
+    try:
+        return json.loads(body)
     except ValueError as exc:
         raise ConsoleUnavailable(f"console at {base}: {path} did not answer JSON") from exc
 

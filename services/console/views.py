@@ -34,6 +34,19 @@ def severity_rank(severity: str | None) -> int:
     return _RANK.get(severity or "", 0)
 
 
+def _require(message: Mapping[str, Any], optional: bool = False, **fields: Any) -> None:
+    """Refuse (ValueError) a record whose fields the views rely on are missing or of the wrong
+    type, before it is stored: one bad record must not break every view and the stream.
+    ``optional``: the fields may be absent or null."""
+    for name, kind in fields.items():
+        value = message.get(name)
+        if optional and value is None:
+            continue
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            shown = repr(value)[:60]
+            raise ValueError(f"{message.get('type')}: field {name!r} is {shown}, not {kind}")
+
+
 @dataclass
 class OpsState:
     """Open shortages, runs, decisions and orders as last reported on Kafka."""
@@ -54,6 +67,9 @@ class OpsState:
         if kind not in ("ShortageDetected", "ShortageResolved"):
             return False
         key = (str(alert["partner_id"]), str(alert["site_id"]), str(alert["material_id"]))
+        if kind == "ShortageDetected":
+            _require(alert, severity=str, unit=str)
+            _require(alert, optional=True, causes=list)
         if kind == "ShortageResolved":
             return self.shortages.pop(key, None) is not None
         self.shortages[key] = dict(alert)
@@ -63,12 +79,16 @@ class OpsState:
         """The latest RunUpdated per run (one partition: Kafka's order is the run's order)."""
         if update.get("type") != "RunUpdated":
             return False
+        _require(update, run_id=str, protocol_id=str, state=str)
+        _require(update, optional=True, revision=int, approvals=list)
         self.runs[str(update["run_id"])] = dict(update)
         return True
 
     def apply_decision(self, decision: Mapping[str, Any]) -> bool:
         if decision.get("type") != "DecisionPublished":
             return False
+        _require(decision, run_id=str, revision=int, protocol_id=str)
+        _require(decision, optional=True, unmet_by_tier=dict, requested_by_tier=dict)
         run_id = str(decision["run_id"])
         current = self.decisions.get(run_id)
         if current is not None and int(current["revision"]) > int(decision["revision"]):
@@ -81,7 +101,11 @@ class OpsState:
         state; both copies of an order share one entry."""
         kind = message.get("type")
         order_id = str(message.get("order_id", ""))
+        if kind in ("OrderIssued", "OrderUpdated"):
+            _require(message, order_id=str, run_id=str, revision=int)
         if kind == "OrderIssued":
+            _require(message, recipient=str)
+            _require(message, optional=True, order=dict)
             order = self.orders.setdefault(
                 order_id,
                 {
@@ -108,6 +132,7 @@ class OpsState:
                 order["responder"] = recipient
             return True
         if kind == "OrderUpdated":
+            _require(message, state=str)
             order = self.orders.setdefault(
                 order_id,
                 {
