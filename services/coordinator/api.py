@@ -87,6 +87,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         body = await request.json()
     except ValueError as exc:  # also a body that is not UTF-8
         raise _bad_request("invalid_json", f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # e.g. 64 KiB of '[': json's decoder recurses per level
+        raise _bad_request("invalid_json", "the body is nested too deeply") from exc
     if not isinstance(body, dict):
         raise _bad_request("invalid_body", "expected a JSON object")
     return body

@@ -361,6 +361,27 @@ class Coordinator:
             in_detail="declined",  # the run's detail is seen by operators: nobody named
         )
 
+    def answer_problem(
+        self, order_id: str, partner_id: str, accepted: bool
+    ) -> tuple[str, str] | None:
+        """Why a partner's answer cannot take effect, as (reason, detail), or ``None``: it
+        applies, or it repeats the answer already given (at-least-once delivery, answers read
+        again after a restart), which :meth:`acknowledge` ignores."""
+        run_id = self.order_index.get(order_id)
+        run = self.runs.get(run_id) if run_id is not None else None
+        order = run.orders.get(order_id) if run is not None else None
+        if run is None or order is None:
+            return "unknown_order", f"no order {order_id!r}"
+        if partner_id != order.responder:
+            return "not_responder", f"{partner_id!r} does not answer order {order_id!r}"
+        if order.state is OrderState.PENDING:
+            if run.state is RunState.PUBLISHED and order.revision == run.revision:
+                return None
+            return "order_closed", f"order {order_id!r}: run {run.run_id} is {run.state.value}"
+        if order.state is (OrderState.ACCEPTED if accepted else OrderState.DECLINED):
+            return None
+        return "order_closed", f"order {order_id!r} is already {order.state.value}"
+
     def forget_finished(self, cutoff: float) -> list[str]:
         """Retention: drop finished runs (completed, rejected, failed) triggered before
         ``cutoff``; active runs are kept whatever their age. The ids dropped."""

@@ -30,6 +30,11 @@ TRIGGER_TO_DECISION = Histogram(
 COMMANDS_REFUSED = Counter(
     "verbund_commands_refused", "Coordinator commands refused, by reason.", ["reason"]
 )
+ANSWERS_REFUSED = Counter(
+    "verbund_answers_refused",
+    "Partner answers to orders that cannot take effect (dead-lettered), by reason.",
+    ["reason"],
+)
 
 
 class CoordinatorCollector(Collector):

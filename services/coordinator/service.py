@@ -24,11 +24,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from protocols.run import solve
+from schemas.alerts import DeadLetter
 from schemas.alliance import Alliance
 from schemas.coordination import ApproveRun, RejectRun, RunState, TriggerProtocol
 from schemas.events import OrderAcknowledged
 from schemas.protocol import Protocol
 from schemas.purchasing import SupplierQuoteSet
+from services.common.dead_letters import kept_original
 from services.common.failpoints import crash_point
 from services.common.gc_control import QuietCollector
 from services.common.kafka import assigned_consumer, durable_producer, stop_client
@@ -36,6 +38,7 @@ from services.common.logging import get_logger
 from services.common.topics import (
     ALERTS,
     COMMANDS,
+    DEAD_LETTERS,
     LEDGER_CHANGELOG,
     PARTNER_EVENTS,
     PARTNER_ORDERS,
@@ -183,7 +186,7 @@ class CoordinatorService:
             for tp, records in batches.items():
                 for record in records:
                     try:
-                        await handler(tp.partition, record.offset, record.value)
+                        await handler(tp.partition, record.offset, record.value, record.key)
                     except Exception:  # a bad record must not stop the coordinator
                         log.exception("record_failed", topic=tp.topic, offset=record.offset)
                 if tp.topic == PARTNER_EVENTS.name and records:
@@ -225,11 +228,15 @@ class CoordinatorService:
                 self._dirty.update(documents)
 
     # -- inputs -----------------------------------------------------------------------------
-    async def _on_changelog(self, partition: int, offset: int, value: bytes | None) -> None:
+    async def _on_changelog(
+        self, partition: int, offset: int, value: bytes | None, key: bytes | None = None
+    ) -> None:
         if value:
             self.replica.apply(partition, offset, value)
 
-    async def _on_alert(self, partition: int, offset: int, value: bytes | None) -> None:
+    async def _on_alert(
+        self, partition: int, offset: int, value: bytes | None, key: bytes | None = None
+    ) -> None:
         if not value or b'"ShortageDetected"' not in value:
             return
         alert = orjson.loads(value)
@@ -266,13 +273,24 @@ class CoordinatorService:
                 return
             await asyncio.sleep(0.01)
 
-    async def _on_partner_event(self, partition: int, offset: int, value: bytes | None) -> None:
+    async def _on_partner_event(
+        self, partition: int, offset: int, value: bytes | None, key: bytes | None = None
+    ) -> None:
         if not value or b'"OrderAcknowledged"' not in value:
             return
         try:
             ack = OrderAcknowledged.model_validate_json(value)
         except ValueError:
             return  # the ledger dead-letters invalid partner events
+        if key is not None and key != ack.partner_id.encode():
+            return  # not that partner's answer: the ledger dead-letters it (key_mismatch)
+        problem = self.core.answer_problem(ack.order_id, ack.partner_id, ack.accepted)
+        if problem is not None:  # no effect; kept with its reason (with the batch's effects)
+            reason, detail = problem
+            metrics.ANSWERS_REFUSED.labels(reason).inc()
+            log.warning("answer_refused", reason=reason, partner=ack.partner_id, offset=offset)
+            self._outbox.append(_dead_letter(partition, offset, key, value, reason, detail))
+            return
         messages, replan = self.core.acknowledge(
             ack.order_id, ack.partner_id, ack.accepted, ack.reason, time.time()
         )
@@ -286,6 +304,9 @@ class CoordinatorService:
     # -- commands ---------------------------------------------------------------------------
     async def trigger(self, protocol_id: str, requested_by: str, reason: str) -> tuple[Run, bool]:
         now = time.time()
+        # before the core sees it: a reason that cannot be serialised (a lone surrogate from a
+        # JSON escape) would fail after the run was created, leaving it unannounced
+        reason = _text(reason)
         run, started, messages = self.core.trigger(protocol_id, reason or requested_by, now)
         command = TriggerProtocol(
             command_id=_command_id(),
@@ -327,13 +348,14 @@ class CoordinatorService:
 
     async def reject(self, run_id: str, principal: str, token_id: str, reason: str) -> Run:
         now = time.time()
+        reason = _text(reason)  # as in trigger: the core changes the run before it is announced
         messages = self.core.reject(run_id, principal, reason, now)
         command = RejectRun(
             command_id=_command_id(),
             run_id=run_id,
             principal=principal,
             token_id=token_id,
-            reason=reason[:500],
+            reason=reason,
             at=_dt(now),
         )
         await self._publish([Publish(COMMANDS.name, run_id.encode(), _json(command)), *messages])
@@ -596,6 +618,31 @@ class CoordinatorService:
 
 def _command_id() -> str:
     return f"cmd-{secrets.token_hex(8)}"
+
+
+def _dead_letter(
+    partition: int, offset: int, key: bytes | None, value: bytes, reason: str, detail: str
+) -> Publish:
+    """A partner answer that cannot take effect, for ``verbund.deadletter`` (answers are
+    small: a valid ``OrderAcknowledged`` of a few hundred bytes, padding aside)."""
+    original, errors = kept_original(value)
+    letter = DeadLetter(
+        source_topic=PARTNER_EVENTS.name,
+        source_partition=partition,
+        source_offset=offset,
+        source_key=key.decode("utf-8", "replace") if key is not None else None,
+        reason=f"{reason}: {detail}"[:2000],
+        errors=errors,
+        original_base64=original,
+        service="coordinator",
+        received_at=_dt(time.time()),
+    )
+    return Publish(DEAD_LETTERS.name, PARTNER_EVENTS.name.encode(), _json(letter))
+
+
+def _text(value: str, limit: int = 500) -> str:
+    """Free text from outside, bounded and encodable (lone surrogates replaced)."""
+    return value[:limit].encode("utf-8", "replace").decode("utf-8")
 
 
 def _principal(name: str) -> str:

@@ -6,7 +6,6 @@ does the I/O for what comes back.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import itertools
 from collections import Counter
@@ -31,16 +30,13 @@ from schemas.events import (
     StockReported,
     parse_partner_event,
 )
+from services.common.dead_letters import kept_original
 from services.ledger.changelog import encode_changelog
 from services.ledger.records import PositionKey
 from services.ledger.shortage import Change, Transition, assess
 from services.ledger.state import Applied, PartitionState
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-#: Largest original kept in a dead letter. Base64 adds a third: a larger one would make the
-#: letter exceed the broker's message limit (Apache Kafka's default is 1 MiB) and the whole
-#: batch fail on every retry. Larger originals are named by size and SHA-256 instead.
-MAX_DEAD_LETTER_ORIGINAL_BYTES = 512 * 1024
 #: How far a partner's ``occurred_at`` may be ahead of the ledger's clock (clock skew). An
 #: event from further in the future is dead-lettered: stored, it would make every later real
 #: report of the partner look out of order (and keep the partner "fresh" for years).
@@ -288,23 +284,15 @@ class LedgerProcessor:
     def _dead_letter(
         self, message: Inbound, rejection: Rejected, now: float
     ) -> tuple[bytes, bytes]:
-        original = message.value or b""
-        errors = list(rejection.errors)
-        if len(original) > MAX_DEAD_LETTER_ORIGINAL_BYTES:
-            errors.append(
-                f"original value ({len(original)} bytes, sha256 "
-                f"{hashlib.sha256(original).hexdigest()}) not kept: larger than "
-                f"{MAX_DEAD_LETTER_ORIGINAL_BYTES} bytes"
-            )
-            original = b""
+        original, omitted = kept_original(message.value)
         letter = DeadLetter(
             source_topic=message.topic,
             source_partition=message.partition,
             source_offset=message.offset,
             source_key=message.key.decode("utf-8", "replace") if message.key is not None else None,
             reason=f"{rejection.reason}: {rejection.detail}"[:2000],
-            errors=errors,
-            original_base64=base64.b64encode(original).decode("ascii"),
+            errors=[*rejection.errors, *omitted],
+            original_base64=original,
             service=self.service,
             received_at=datetime.fromtimestamp(now, UTC),
         )

@@ -9,13 +9,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from services.common.dead_letters import MAX_DEAD_LETTER_ORIGINAL_BYTES
 from services.ledger.dedup import event_key
-from services.ledger.processor import (
-    MAX_DEAD_LETTER_ORIGINAL_BYTES,
-    MAX_MESSAGE_BYTES,
-    Inbound,
-    LedgerProcessor,
-)
+from services.ledger.processor import MAX_MESSAGE_BYTES, Inbound, LedgerProcessor
 
 from .helpers import (
     FACTORY,

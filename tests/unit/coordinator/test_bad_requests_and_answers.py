@@ -1,0 +1,235 @@
+"""Bad input at the coordinator's edges: HTTP bodies coordinators send, and partner answers
+to orders arriving on Kafka (Kafka faked at the edge)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from protocols.run import solve
+from schemas.coordination import OrderState, RunState
+from schemas.events import OrderAcknowledged
+from services.common.topics import COMMANDS, DEAD_LETTERS, PARTNER_EVENTS, RUNS
+from services.coordinator.core import TrackedOrder
+from services.coordinator.service import CoordinatorService
+from services.coordinator.store import RunStore
+from tests.unit.access_apps import FOUR_EYES_PROTOCOL, Setup, build
+from tests.unit.coordinator.fake_producer import FakeProducer
+from tests.unit.coordinator.test_live_capacity_purchasing import (
+    ALLIANCE,
+    CAPACITY,
+    CAPACITY_EVENTS,
+    NOW,
+    replica_after,
+    snapshot_of,
+)
+
+# -- HTTP ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[Setup, TestClient[Any, Any]]]:
+    setup = build(tmp_path)
+    client: TestClient[Any, Any] = TestClient(TestServer(setup.apps["coordinator"]))
+    await client.start_server()
+    yield setup, client
+    await client.close()
+
+
+def _auth(setup: Setup) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {setup.tokens['coordinator']}",
+        "Content-Type": "application/json",
+    }
+
+
+def _sent(setup: Setup, topic: str) -> list[dict[str, Any]]:
+    return [orjson.loads(v) for t, _, v in setup.producer.sent if t == topic]
+
+
+async def test_a_deeply_nested_body_is_a_400_not_a_500(
+    api: tuple[Setup, TestClient[Any, Any]],
+) -> None:
+    setup, client = api
+    answer = await client.post(
+        f"/v1/protocols/{FOUR_EYES_PROTOCOL}/runs", data="[" * 50_000, headers=_auth(setup)
+    )
+    assert answer.status == 400, await answer.text()
+    assert (await answer.json())["reason"] == "invalid_json"
+    assert not setup.coordinator.core.runs
+
+
+async def test_a_lone_surrogate_in_a_trigger_reason_leaves_no_silent_run(
+    api: tuple[Setup, TestClient[Any, Any]],
+) -> None:
+    setup, client = api
+    answer = await client.post(
+        f"/v1/protocols/{FOUR_EYES_PROTOCOL}/runs",
+        data=b'{"reason": "drill \\ud800"}',
+        headers=_auth(setup),
+    )
+    assert answer.status == 202, await answer.text()
+    run_id = (await answer.json())["run_id"]
+    # the run that now blocks the scope was announced and recorded as a command
+    assert [c["type"] for c in _sent(setup, COMMANDS.name)] == ["TriggerProtocol"]
+    assert [u["run_id"] for u in _sent(setup, RUNS.name)] == [run_id]
+
+
+async def test_a_lone_surrogate_in_a_reject_reason_is_recorded_not_a_silent_reject(
+    api: tuple[Setup, TestClient[Any, Any]],
+) -> None:
+    setup, client = api
+    run_id = setup.new_run()
+    answer = await client.post(
+        f"/v1/runs/{run_id}/reject", data=b'{"reason": "no \\udfff"}', headers=_auth(setup)
+    )
+    assert answer.status == 200, await answer.text()
+    assert setup.coordinator.core.runs[run_id].state is RunState.REJECTED
+    assert [c["type"] for c in _sent(setup, COMMANDS.name)] == ["RejectRun"]
+    assert [u["state"] for u in _sent(setup, RUNS.name)] == ["rejected"]
+
+
+async def test_a_long_reject_reason_is_cut_in_the_run_detail_too(
+    api: tuple[Setup, TestClient[Any, Any]],
+) -> None:
+    setup, client = api
+    run_id = setup.new_run()
+    answer = await client.post(
+        f"/v1/runs/{run_id}/reject", json={"reason": "y" * 60_000}, headers=_auth(setup)
+    )
+    assert answer.status == 200
+    (update,) = _sent(setup, RUNS.name)
+    assert len(update["detail"]) < 600
+    assert len(setup.coordinator.core.runs[run_id].detail) < 600
+
+
+# -- partner answers on Kafka --------------------------------------------------------------
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> CoordinatorService:
+    svc = CoordinatorService(
+        "127.0.0.1:1", ALLIANCE, {CAPACITY.id: CAPACITY}, RunStore(tmp_path / "runs")
+    )
+    producer = FakeProducer()
+    producer.gate.set()
+    svc.producer = producer  # type: ignore[assignment]
+    svc.replica = replica_after(CAPACITY_EVENTS)
+    svc._schedule_solve = lambda run_id, requested_at: None  # type: ignore[method-assign]
+    return svc
+
+
+def _published_run(svc: CoordinatorService) -> list[TrackedOrder]:
+    run, _, _ = svc.core.trigger(CAPACITY.id, "manual", NOW)
+    result = solve(CAPACITY, snapshot_of(svc.replica, CAPACITY))
+    svc.core.solved(run.run_id, result, 0.01, NOW)
+    svc.core.published(run.run_id, run.revision)
+    orders = run.current_orders()
+    assert len({o.responder for o in orders}) >= 2, "two responders needed"
+    return orders
+
+
+def _answer(order_id: str, partner: str, accepted: bool, n: int = 1) -> bytes:
+    return (
+        OrderAcknowledged(
+            event_id=f"ack-{partner}-{n}",
+            partner_id=partner,
+            occurred_at=datetime.fromtimestamp(NOW + 10, UTC),
+            order_id=order_id,
+            accepted=accepted,
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+async def _feed(svc: CoordinatorService, value: bytes, key: str | None, offset: int = 0) -> None:
+    await svc._on_partner_event(0, offset, value, None if key is None else key.encode())
+    await svc._flush_answers()
+
+
+def _letters(svc: CoordinatorService) -> list[dict[str, Any]]:
+    producer: FakeProducer = svc.producer  # type: ignore[assignment]
+    return [m for m in producer.sent if m["topic"] == DEAD_LETTERS.name]
+
+
+async def test_answers_nobody_may_give_are_dead_lettered_and_change_nothing(
+    service: CoordinatorService,
+) -> None:
+    orders = _published_run(service)
+    mine, other = orders[0], next(o for o in orders if o.responder != orders[0].responder)
+    intruder = mine.responder
+
+    await _feed(service, _answer("run-000000000000.r1.nothing", intruder, True), intruder, 1)
+    await _feed(service, _answer(other.order_id, intruder, False), intruder, 2)
+    assert other.state is OrderState.PENDING and mine.state is OrderState.PENDING
+    letters = _letters(service)
+    assert [letter["reason"].split(":")[0] for letter in letters] == [
+        "unknown_order",
+        "not_responder",
+    ]
+    assert [letter["source_offset"] for letter in letters] == [1, 2]
+    assert all(letter["source_topic"] == PARTNER_EVENTS.name for letter in letters)
+    assert all(letter["service"] == "coordinator" for letter in letters)
+    assert orjson.loads(base64.b64decode(letters[1]["original_base64"]))["order_id"] == (
+        other.order_id
+    )
+
+
+async def test_a_record_keyed_by_another_partner_is_not_taken_as_its_answer(
+    service: CoordinatorService,
+) -> None:
+    orders = _published_run(service)
+    victim = orders[0]
+    await _feed(service, _answer(victim.order_id, victim.responder, False), "someone-else")
+    assert victim.state is OrderState.PENDING
+    assert service.core.runs[next(iter(service.core.runs))].state is RunState.PUBLISHED
+
+
+async def test_late_and_repeated_answers(service: CoordinatorService) -> None:
+    orders = _published_run(service)
+    first = orders[0]
+    partner = first.responder
+    await _feed(service, _answer(first.order_id, partner, True), partner, 1)
+    assert first.state is OrderState.ACCEPTED
+    await _feed(service, _answer(first.order_id, partner, True, 2), partner, 2)  # a repeat
+    assert _letters(service) == []  # at-least-once delivery: the same answer again is fine
+    await _feed(service, _answer(first.order_id, partner, False, 3), partner, 3)  # changed mind
+    assert first.state is OrderState.ACCEPTED
+    (letter,) = _letters(service)
+    assert letter["reason"].startswith("order_closed")
+
+    pending = next(o for o in orders if o.state is OrderState.PENDING)
+    service.core.tick(pending.respond_by + 1)  # expires, the run re-plans
+    assert pending.state is OrderState.EXPIRED
+    await _feed(service, _answer(pending.order_id, pending.responder, True, 4), None, 4)
+    assert pending.state is OrderState.EXPIRED
+    assert [letter["reason"].split(":")[0] for letter in _letters(service)] == [
+        "order_closed",
+        "order_closed",
+    ]
+
+
+async def test_malformed_answers_never_stop_other_answers(
+    service: CoordinatorService,
+) -> None:
+    orders = _published_run(service)
+    order = orders[0]
+    for offset, junk in enumerate(
+        [
+            b'{"type": "OrderAcknowledged"',
+            b'"OrderAcknowledged"',
+            b'{"type": "OrderAcknowledged", "order_id": 5}',
+            b"\xff\xfe OrderAcknowledged",
+        ]
+    ):
+        await _feed(service, junk, order.responder, offset)
+    await _feed(service, _answer(order.order_id, order.responder, True), order.responder, 9)
+    assert order.state is OrderState.ACCEPTED
