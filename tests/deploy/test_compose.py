@@ -97,6 +97,7 @@ KAFKA_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
             DECISIONS.name,
             PARTNER_ORDERS.name,
             QUOTES.name,
+            DEAD_LETTERS.name,  # partner answers that cannot take effect
         ),
     },
     "audit": {
