@@ -5,17 +5,15 @@ traceback (exit 2 for usage errors, 1 for what the coordinator refused)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from protocols.run import solve
 from schemas.protocol import ApprovalPolicy
 from services.cli.main import main
-from tests.unit.access_apps import FOUR_EYES_PROTOCOL, Setup, build
+from tests.unit.access_apps import FOUR_EYES_PROTOCOL, Setup
 from tests.unit.coordinator.test_live_capacity_purchasing import (
     NOW,
     PURCHASING,
@@ -25,15 +23,6 @@ from tests.unit.coordinator.test_live_capacity_purchasing import (
     replica_after,
     snapshot_of,
 )
-
-
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[Setup, TestClient[Any, Any]]]:
-    setup = build(tmp_path)
-    client: TestClient[Any, Any] = TestClient(TestServer(setup.apps["coordinator"]))
-    await client.start_server()
-    yield setup, client
-    await client.close()
 
 
 async def _verbund(
@@ -69,11 +58,11 @@ def _solved_purchasing_run(setup: Setup) -> str:
 
 
 async def test_auditor_sees_a_purchasing_run_with_its_cost_hidden(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     run_id = _solved_purchasing_run(setup)
     url = str(client.make_url(""))
     code, out, err = await _verbund(
@@ -90,12 +79,12 @@ async def test_auditor_sees_a_purchasing_run_with_its_cost_hidden(
 
 @pytest.mark.parametrize("run_id", ["a b", "run-1?x=1", "run/../../v1/runs", "ü\x01"])
 async def test_an_odd_run_id_is_sent_quoted_and_answered_not_found(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     run_id: str,
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     url = str(client.make_url(""))
     code, out, err = await _verbund(
         monkeypatch, capsys, ["run", "show", run_id], url, setup.tokens["coordinator"]
@@ -139,11 +128,11 @@ async def test_a_bad_coordinator_url_is_a_usage_error(
 
 
 async def test_a_coordinator_url_with_a_trailing_slash_and_path_prefix_works(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     url = str(client.make_url("/")) + "/"
     code, out, err = await _verbund(monkeypatch, capsys, ["runs"], url, setup.tokens["auditor"])
     assert code == 0, err
@@ -161,24 +150,24 @@ async def test_a_mangled_token_is_a_usage_error_and_not_echoed(
 
 
 async def test_a_token_with_surrounding_whitespace_still_authenticates(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     token = f"  {setup.tokens['auditor']}\n"
     code, _, err = await _verbund(monkeypatch, capsys, ["runs"], str(client.make_url("")), token)
     assert code == 0, err
 
 
 async def test_protocol_run_exits_1_when_the_run_fails_or_is_still_solving(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A script calling ``verbund protocol run`` must see a failed run (or no decision
     within ``--wait``) in the exit code, not only in the printed state."""
-    setup, client = api
+    setup, client = coordinator_api
     core = setup.coordinator.core
     base = core.protocols[FOUR_EYES_PROTOCOL]
     auto = base.model_copy(update={"id": "auto-test", "approval": ApprovalPolicy.AUTOMATIC})

@@ -4,14 +4,13 @@ to orders arriving on Kafka (Kafka faked at the edge)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from protocols.run import solve
 from schemas.coordination import OrderState, RunState
@@ -20,7 +19,7 @@ from services.common.topics import COMMANDS, DEAD_LETTERS, PARTNER_EVENTS, RUNS
 from services.coordinator.core import TrackedOrder
 from services.coordinator.service import CoordinatorService
 from services.coordinator.store import RunStore
-from tests.unit.access_apps import FOUR_EYES_PROTOCOL, Setup, build
+from tests.unit.access_apps import FOUR_EYES_PROTOCOL, Setup
 from tests.unit.coordinator.fake_producer import FakeProducer
 from tests.unit.coordinator.test_live_capacity_purchasing import (
     ALLIANCE,
@@ -32,15 +31,6 @@ from tests.unit.coordinator.test_live_capacity_purchasing import (
 )
 
 # -- HTTP ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[Setup, TestClient[Any, Any]]]:
-    setup = build(tmp_path)
-    client: TestClient[Any, Any] = TestClient(TestServer(setup.apps["coordinator"]))
-    await client.start_server()
-    yield setup, client
-    await client.close()
 
 
 def _auth(setup: Setup) -> dict[str, str]:
@@ -55,9 +45,9 @@ def _sent(setup: Setup, topic: str) -> list[dict[str, Any]]:
 
 
 async def test_a_deeply_nested_body_is_a_400_not_a_500(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     answer = await client.post(
         f"/v1/protocols/{FOUR_EYES_PROTOCOL}/runs", data="[" * 50_000, headers=_auth(setup)
     )
@@ -67,9 +57,9 @@ async def test_a_deeply_nested_body_is_a_400_not_a_500(
 
 
 async def test_a_lone_surrogate_in_a_trigger_reason_leaves_no_silent_run(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     answer = await client.post(
         f"/v1/protocols/{FOUR_EYES_PROTOCOL}/runs",
         data=b'{"reason": "drill \\ud800"}',
@@ -83,9 +73,9 @@ async def test_a_lone_surrogate_in_a_trigger_reason_leaves_no_silent_run(
 
 
 async def test_a_lone_surrogate_in_a_reject_reason_is_recorded_not_a_silent_reject(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     run_id = setup.new_run()
     answer = await client.post(
         f"/v1/runs/{run_id}/reject", data=b'{"reason": "no \\udfff"}', headers=_auth(setup)
@@ -97,9 +87,9 @@ async def test_a_lone_surrogate_in_a_reject_reason_is_recorded_not_a_silent_reje
 
 
 async def test_a_long_reject_reason_is_cut_in_the_run_detail_too(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     run_id = setup.new_run()
     answer = await client.post(
         f"/v1/runs/{run_id}/reject", json={"reason": "y" * 60_000}, headers=_auth(setup)

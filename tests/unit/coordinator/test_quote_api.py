@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from protocols.run import solve
 from services.common.topics import QUOTES
-from tests.unit.access_apps import FOUR_EYES_PROTOCOL, Setup, build
+from tests.unit.access_apps import FOUR_EYES_PROTOCOL, Setup
 from tests.unit.coordinator.test_live_capacity_purchasing import (
     NOW,
     PURCHASING,
@@ -28,15 +26,6 @@ QUOTE_PATH = "/v1/purchasing/quotes/medsupply/MASK-FFP2"
 GOOD = {
     "tiers": [{"min_quantity": 0, "unit_price": 2.0}, {"min_quantity": 1000, "unit_price": 1.5}]
 }
-
-
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[Setup, TestClient[Any, Any]]]:
-    setup = build(tmp_path)
-    client: TestClient[Any, Any] = TestClient(TestServer(setup.apps["coordinator"]))
-    await client.start_server()
-    yield setup, client
-    await client.close()
 
 
 def _auth(setup: Setup, who: str) -> dict[str, str]:
@@ -65,9 +54,9 @@ def _auth(setup: Setup, who: str) -> dict[str, str]:
     ],
 )
 async def test_bad_quotes_are_refused_naming_the_field(
-    api: tuple[Setup, TestClient[Any, Any]], body: dict[str, Any], field: str
+    coordinator_api: tuple[Setup, TestClient[Any, Any]], body: dict[str, Any], field: str
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     answer = await client.put(
         QUOTE_PATH, data=json.dumps(body), headers=_auth(setup, "coordinator")
     )
@@ -78,9 +67,9 @@ async def test_bad_quotes_are_refused_naming_the_field(
 
 
 async def test_a_quote_is_recorded_listed_and_withdrawn_by_coordinators_only(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     answer = await client.put(
         QUOTE_PATH, data=orjson.dumps(GOOD), headers=_auth(setup, "coordinator")
     )
@@ -105,9 +94,9 @@ async def test_a_quote_is_recorded_listed_and_withdrawn_by_coordinators_only(
 
 
 async def test_auditors_see_purchase_shares_without_prices(
-    api: tuple[Setup, TestClient[Any, Any]],
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
 ) -> None:
-    setup, client = api
+    setup, client = coordinator_api
     core = setup.coordinator.core
     run_id = setup.new_run()  # the four-eyes purchasing protocol
     run = core.runs[run_id]
