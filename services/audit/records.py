@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.audit.chain import Recorded, canonical, sha256_hex
+from services.common.text import bounded_text
 from services.common.topics import (
     COMMANDS,
     DECISIONS,
@@ -127,11 +128,6 @@ def kind_of(topic: str, payload: Any) -> str:
     return DEFAULT_KINDS.get(topic, "event")
 
 
-def _safe_text(text: str, limit: int) -> str:
-    """Text that canonical JSON can write (lone surrogates escaped), at most ``limit`` chars."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
-
-
 def _claims_acknowledgement(raw: bytes) -> bool:
     """Whether a partner event the strict decoder refused still reads (leniently: NaN and
     Infinity allowed) as an acknowledgement, which the audit records."""
@@ -157,7 +153,7 @@ def unrecordable(record: SourceRecord, error: str) -> Recorded:
         payload_sha256=sha256_hex(raw),
         payload={
             "base64": base64.b64encode(raw).decode("ascii"),
-            "error": _safe_text(error, MAX_REASON_CHARS),
+            "error": bounded_text(error, MAX_REASON_CHARS),
         },
     )
 
@@ -178,7 +174,7 @@ def to_recorded(record: SourceRecord) -> Recorded | None:
     try:
         payload: Any = decode_json(raw)
     except NotJson as exc:
-        payload, error = None, _safe_text(str(exc) or "not JSON", MAX_ERROR_CHARS)
+        payload, error = None, bounded_text(str(exc) or "not JSON", MAX_ERROR_CHARS)
     if record.value is None:
         error = "empty (null) value"
     if record.topic == PARTNER_EVENTS.name:

@@ -35,6 +35,7 @@ from services.common.failpoints import crash_point
 from services.common.gc_control import QuietCollector
 from services.common.kafka import assigned_consumer, durable_producer, stop_client
 from services.common.logging import get_logger
+from services.common.text import bounded_text
 from services.common.topics import (
     ALERTS,
     COMMANDS,
@@ -56,6 +57,9 @@ from services.coordinator.triggers import evaluate
 from services.ledger.recovery import append_markers, read_changelogs
 
 log = get_logger("coordinator")
+
+#: Longest trigger or reject reason kept (free text from a coordinator).
+MAX_REASON_CHARS = 500
 
 
 class CoordinatorService:
@@ -306,7 +310,7 @@ class CoordinatorService:
         now = time.time()
         # before the core sees it: a reason that cannot be serialised (a lone surrogate from a
         # JSON escape) would fail after the run was created, leaving it unannounced
-        reason = _text(reason)
+        reason = bounded_text(reason, MAX_REASON_CHARS)
         run, started, messages = self.core.trigger(protocol_id, reason or requested_by, now)
         command = TriggerProtocol(
             command_id=_command_id(),
@@ -348,7 +352,9 @@ class CoordinatorService:
 
     async def reject(self, run_id: str, principal: str, token_id: str, reason: str) -> Run:
         now = time.time()
-        reason = _text(reason)  # as in trigger: the core changes the run before it is announced
+        reason = bounded_text(
+            reason, MAX_REASON_CHARS
+        )  # as in trigger: the core changes the run before it is announced
         messages = self.core.reject(run_id, principal, reason, now)
         command = RejectRun(
             command_id=_command_id(),
@@ -493,9 +499,7 @@ class CoordinatorService:
             log.info("runs_expired", runs=len(expired), days=days)
         return sorted(expired)
 
-    async def _publish_decision(
-        self, run_id: str, revision: int, messages: list[Publish]
-    ) -> bool:
+    async def _publish_decision(self, run_id: str, revision: int, messages: list[Publish]) -> bool:
         """Publish a revision's decision messages, one publication per run at a time (a run's
         messages go out in revision order); True once they are out."""
         async with self.publications.lock(run_id):
@@ -638,11 +642,6 @@ def _dead_letter(
         received_at=_dt(time.time()),
     )
     return Publish(DEAD_LETTERS.name, PARTNER_EVENTS.name.encode(), _json(letter))
-
-
-def _text(value: str, limit: int = 500) -> str:
-    """Free text from outside, bounded and encodable (lone surrogates replaced)."""
-    return value[:limit].encode("utf-8", "replace").decode("utf-8")
 
 
 def _principal(name: str) -> str:
