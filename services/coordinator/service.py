@@ -352,9 +352,8 @@ class CoordinatorService:
 
     async def reject(self, run_id: str, principal: str, token_id: str, reason: str) -> Run:
         now = time.time()
-        reason = bounded_text(
-            reason, MAX_REASON_CHARS
-        )  # as in trigger: the core changes the run before it is announced
+        # as in trigger: the core changes the run before it is announced
+        reason = bounded_text(reason, MAX_REASON_CHARS)
         messages = self.core.reject(run_id, principal, reason, now)
         command = RejectRun(
             command_id=_command_id(),
