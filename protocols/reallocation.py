@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from operator import attrgetter
 
 import numpy as np
@@ -339,16 +340,20 @@ def assign(
     material_id, unit = mp.material_id, mp.unit
     sources, sinks = p.sources, p.sinks
     prefixes: dict[int, tuple[str, str, bytes]] = {}
+    needs: dict[int, tuple[str, str, str, date, bytes]] = {}
     fields_set = set(_ORDER_FIELDS)
     orders: list[TransferOrder] = []
     append = orders.append
     cls = TransferOrder
-    for i, j, qty, dist, unit_cost in zip(
+    qty = flows[arcs]
+    # Rounded with numpy (``rint(x * 10**d) / 10**d``: the float nearest to a decimal
+    # of d places, as ``round`` gives, except for values within an ulp of a tie).
+    for i, j, quantity, distance_km, cost in zip(
         p.arc_source[arcs].tolist(),
         p.arc_sink[arcs].tolist(),
-        flows[arcs].tolist(),
-        mp.distance[arcs].tolist(),
-        p.arc_cost[arcs].tolist(),
+        qty.tolist(),
+        np.round(mp.distance[arcs], 3).tolist(),
+        np.round(qty * p.arc_cost[arcs], ROUND).tolist(),
         strict=True,
     ):
         donor = prefixes.get(i)
@@ -356,21 +361,25 @@ def assign(
             from_partner, from_site = sources[i][:2]
             prefix = f"{material_id}|{from_partner}|{from_site}|".encode()
             donor = prefixes[i] = (from_partner, from_site, prefix)
+        need = needs.get(j)
+        if need is None:
+            need_id, to_partner, to_site, _, _, due = sinks[j]
+            need = needs[j] = (need_id, to_partner, to_site, due, need_id.encode())
         from_partner, from_site, prefix = donor
-        need_id, to_partner, to_site, _, _, due = sinks[j]
+        need_id, to_partner, to_site, due, need_bytes = need
         values = {
-            "order_id": "tr-" + _sha256(prefix + need_id.encode()).hexdigest()[:20],
+            "order_id": "tr-" + _sha256(prefix + need_bytes).digest()[:10].hex(),
             "material_id": material_id,
             "unit": unit,
             "from_partner": from_partner,
             "from_site": from_site,
             "to_partner": to_partner,
             "to_site": to_site,
-            "quantity": qty,
+            "quantity": quantity,
             "due": due,
             "need_id": need_id,
-            "distance_km": round(dist, 3),
-            "cost": round(qty * unit_cost, ROUND),
+            "distance_km": distance_km,
+            "cost": cost,
         }
         order = _new(cls)
         _set(order, "__dict__", values)
@@ -386,19 +395,21 @@ def fulfilment_of(
 ) -> list[NeedFulfilment]:
     """Requested vs. delivered per need (sink) of a solved transport problem (one
     ``model_fields_set`` for all, as in :func:`assign`)."""
-    inflow = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks)).tolist()
+    inflow = np.round(np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks)), ROUND)
     fields_set = set(_FULFILMENT_FIELDS)
     fills: list[NeedFulfilment] = []
     append = fills.append
     cls = NeedFulfilment
-    for (need_id, partner_id, _, demand, tier, _), received in zip(p.sinks, inflow, strict=True):
+    for (need_id, partner_id, _, demand, tier, _), received in zip(
+        p.sinks, inflow.tolist(), strict=True
+    ):
         values = {
             "need_id": need_id,
             "partner_id": partner_id,
             "item": item,
             "tier": tier,
             "requested": demand,
-            "fulfilled": round(received, ROUND),
+            "fulfilled": received,
         }
         fill = _new(cls)
         _set(fill, "__dict__", values)

@@ -10,6 +10,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,6 +38,8 @@ from schemas.protocol import (
     Scope,
 )
 from schemas.scenario import Scenario
+
+_COST = attrgetter("cost")
 
 
 def sha256(data: bytes) -> str:
@@ -285,11 +288,11 @@ class _Outcome:
         if isinstance(ctx, reallocation.MaterialProblem):
             orders, fills = reallocation.assign(ctx, sol)
             self.transfers += orders
-            self.total_cost += sum(o.cost for o in orders)
+            self.total_cost += sum(map(_COST, orders))
         else:
             cap_orders, fills = capacity.assign(ctx, sol)
             self.assignments += cap_orders
-            self.total_cost += sum(o.cost for o in cap_orders)
+            self.total_cost += sum(map(_COST, cap_orders))
         self.fulfilment += fills
 
     def add_pool(
