@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from operator import attrgetter
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +28,7 @@ from protocols.transport import (
     Vocabulary,
 )
 from schemas.protocol import ReallocationParameters, Scope
-from schemas.scenario import Scenario
+from schemas.scenario import Scenario, ScenarioNeed, ScenarioPosition
 
 ROUND = 6
 MIN_FLOW = 1e-5
@@ -154,80 +155,33 @@ def build_problems(
 def iter_problems(
     scenario: Scenario, params: ReallocationParameters, scope: Scope
 ) -> Iterator[MaterialProblem]:
-    """The problems of :func:`build_problems`, yielded group by group (after one pass
-    over positions and needs): a solver can start on the first ones while the later
-    ones are built.
+    """The problems of :func:`build_problems`, yielded group by group: a solver can
+    start on the first ones while the later ones are built.
 
-    The lanes of a group of materials are made with numpy at once: every (source,
-    sink) pair of each material in row-major order, its great-circle distance
-    (:meth:`protocols.sites.SiteTable.pair_distance`, the same values as the
-    per-material matrix) and lane-table cost, then the allowed pairs.
+    One cheap pass files positions and needs by material; each group's sources and
+    sinks are made when the group is built (so the first group is ready after a
+    fraction of the per-position work). The lanes of a group of materials are made
+    with numpy at once: every (source, sink) pair of each material in row-major order,
+    its great-circle distance (:meth:`protocols.sites.SiteTable.pair_distance`, the
+    same values as the per-material matrix) and lane-table cost, then the allowed
+    pairs.
     """
     sites = SiteTable(scenario)
-    site_index = sites.index
-    shares = ShareTable(scenario)
-    share_all, share_some = shares.by_partner, shares.by_partner_material
-    scoped = partners_in_scope(scenario, scope)
-    partner_by_id = scenario.partner_by_id
-    refs: dict[tuple[str, str], str] = {}
-    # per material: sources with their site indices, shortfall sinks
-    sources_by_material: dict[str, tuple[list[Source], list[int]]] = {}
-    shortfalls: dict[str, list[Sink]] = {}
-    shortfall = params.include_position_shortfalls
-    for partner_id, site_id, material_id, on_hand, safety_stock in map(
-        _POSITION_FIELDS, scenario.positions
-    ):
-        if partner_id not in scoped:
-            continue
-        if on_hand > safety_stock:
-            share = max(
-                share_all.get(partner_id, 0.0), share_some.get((partner_id, material_id), 0.0)
-            )
-            cap = share * (on_hand - safety_stock)
-            if cap > 0:
-                key = (partner_id, site_id)
-                ref = refs.get(key)
-                if ref is None:
-                    ref = refs[key] = f"{partner_id}/{site_id}"
-                entry = sources_by_material.get(material_id)
-                if entry is None:
-                    entry = sources_by_material[material_id] = ([], [])
-                entry[0].append(Source(partner_id, site_id, cap, ref))
-                entry[1].append(site_index[key])
-        elif shortfall and on_hand < safety_stock:
-            shortfalls.setdefault(material_id, []).append(
-                Sink(
-                    f"shortfall-{partner_id}-{site_id}-{material_id}",
-                    partner_id,
-                    site_id,
-                    safety_stock - on_hand,
-                    partner_by_id[partner_id].criticality.tier,
-                    scenario.as_of,
-                )
-            )
-    needs_by_material: dict[str, list[Sink]] = {}
-    for need_id, partner_id, site_id, material_id, quantity, needed_by, crit in map(
-        _NEED_FIELDS, scenario.needs
-    ):
-        if quantity <= 0 or partner_id not in scoped:
-            continue
-        tier = (crit or partner_by_id[partner_id].criticality).tier
-        sinks = needs_by_material.get(material_id)
-        if sinks is None:
-            sinks = needs_by_material[material_id] = []
-        sinks.append(Sink(need_id, partner_id, site_id, quantity, tier, needed_by))
+    ends = _Ends(scenario, params, scope, sites.index)
+    positions = _by_material(scenario.positions)
+    needs = _by_material(scenario.needs)
     words = vocabulary(params, "")
     words_by_unit: dict[str, Vocabulary] = {}
     min_fill = tuple(sorted((m.tier, m.fraction) for m in params.min_fill))
     options_by_lots: dict[tuple[float | None, float | None], TransportOptions] = {}
-    no_sources: tuple[list[Source], list[int]] = ([], [])
     group: list[tuple[str, list[Source], list[int], list[Sink]]] = []
     size = _FIRST_GROUP
     materials = scoped_materials(scenario, scope)
     for k, material_id in enumerate(materials):
-        sinks = needs_by_material.get(material_id, []) + shortfalls.get(material_id, [])
+        held = positions.get(material_id, [])
+        sinks = ends.sinks(needs.get(material_id, []), held)
         if sinks:
-            sources, src_sites = sources_by_material.get(material_id, no_sources)
+            sources, src_sites = ends.sources(held)
             group.append((material_id, sources, src_sites, sinks))
         if group and (len(group) == size or k == len(materials) - 1):
             for material_id, sources, sinks, arcs in _lanes(group, sites, params):
@@ -260,6 +214,90 @@ def iter_problems(
                 yield MaterialProblem(material_id, unit, problem, arc_dist)
             group = []
             size *= 2
+
+
+_T = TypeVar("_T", ScenarioPosition, ScenarioNeed)
+_MATERIAL_ID = attrgetter("material_id")
+
+
+def _by_material(items: Sequence[_T]) -> dict[str, list[_T]]:
+    """``items`` filed by material, each material's in their order."""
+    filed: dict[str, list[_T]] = {}
+    for material_id, item in zip(map(_MATERIAL_ID, items), items, strict=True):
+        bucket = filed.get(material_id)
+        if bucket is None:
+            bucket = filed[material_id] = []
+        bucket.append(item)
+    return filed
+
+
+class _Ends:
+    """Sources (donors) and sinks (needs, position shortfalls) of one material, from
+    its positions and needs, with the scope, shares and sites indexed once."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        params: ReallocationParameters,
+        scope: Scope,
+        site_index: dict[tuple[str, str], int],
+    ) -> None:
+        shares = ShareTable(scenario)
+        self.share_all, self.share_some = shares.by_partner, shares.by_partner_material
+        self.scoped = partners_in_scope(scenario, scope)
+        self.partner_by_id = scenario.partner_by_id
+        self.site_index = site_index
+        self.shortfalls = params.include_position_shortfalls
+        self.as_of = scenario.as_of
+        self.refs: dict[tuple[str, str], str] = {}
+
+    def sources(self, held: list[ScenarioPosition]) -> tuple[list[Source], list[int]]:
+        """Positions above safety stock with an agreed share, and their site indices."""
+        scoped, share_all, share_some = self.scoped, self.share_all, self.share_some
+        refs, site_index = self.refs, self.site_index
+        sources: list[Source] = []
+        site_ids: list[int] = []
+        for partner_id, site_id, material_id, on_hand, safety_stock in map(_POSITION_FIELDS, held):
+            if on_hand <= safety_stock or partner_id not in scoped:
+                continue
+            share = max(
+                share_all.get(partner_id, 0.0), share_some.get((partner_id, material_id), 0.0)
+            )
+            cap = share * (on_hand - safety_stock)
+            if cap > 0:
+                key = (partner_id, site_id)
+                ref = refs.get(key)
+                if ref is None:
+                    ref = refs[key] = f"{partner_id}/{site_id}"
+                sources.append(Source(partner_id, site_id, cap, ref))
+                site_ids.append(site_index[key])
+        return sources, site_ids
+
+    def sinks(self, needs: list[ScenarioNeed], held: list[ScenarioPosition]) -> list[Sink]:
+        """Needs in scope with a quantity, then (if the protocol says so) positions
+        below safety stock."""
+        scoped, partner_by_id = self.scoped, self.partner_by_id
+        sinks: list[Sink] = []
+        for need_id, partner_id, site_id, _, quantity, needed_by, crit in map(_NEED_FIELDS, needs):
+            if quantity <= 0 or partner_id not in scoped:
+                continue
+            tier = (crit or partner_by_id[partner_id].criticality).tier
+            sinks.append(Sink(need_id, partner_id, site_id, quantity, tier, needed_by))
+        if not self.shortfalls:
+            return sinks
+        for partner_id, site_id, material_id, on_hand, safety_stock in map(_POSITION_FIELDS, held):
+            if on_hand < safety_stock and partner_id in scoped:
+                sinks.append(
+                    Sink(
+                        f"shortfall-{partner_id}-{site_id}-{material_id}",
+                        partner_id,
+                        site_id,
+                        safety_stock - on_hand,
+                        partner_by_id[partner_id].criticality.tier,
+                        self.as_of,
+                    )
+                )
+        return sinks
 
 
 _POSITION_FIELDS = attrgetter("partner_id", "site_id", "material_id", "on_hand", "safety_stock")
