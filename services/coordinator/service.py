@@ -61,6 +61,9 @@ log = get_logger("coordinator")
 #: Longest trigger or reject reason kept (free text from a coordinator).
 MAX_REASON_CHARS = 500
 
+#: Longest pause before answer effects the broker refused are sent again.
+MAX_EFFECTS_RETRY_S = 5.0
+
 
 class CoordinatorService:
     def __init__(
@@ -103,6 +106,9 @@ class CoordinatorService:
         self._answers_fetched: dict[int, int] = {}  # read, effects not yet published
         self._answers_saved: dict[int, int] = {}
         self._checkpoint_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()  # one publication of answer effects at a time
+        self._effects_pause = 0.0  # after the broker refused answer effects (grows)
+        self._retry_effects_at = 0.0  # monotonic time of the next attempt
         self._republishing = asyncio.Lock()
         self.ready = asyncio.Event()
 
@@ -165,6 +171,7 @@ class CoordinatorService:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             stopped.update(pending)
+        self._retry_effects_at = 0.0  # one last attempt, pause or not
         with contextlib.suppress(Exception):  # answers whose effects are not out yet
             await self._flush_answers()
         await self._checkpoint()
@@ -199,14 +206,37 @@ class CoordinatorService:
 
     async def _flush_answers(self) -> None:
         """Publish what the answers of a fetched batch caused (together), then count them as
-        read: a checkpoint never holds an answer whose effects were not published."""
-        if self._outbox:
-            outbox, self._outbox = self._outbox, []
-            await self._publish(outbox)
-        self._dirty |= self._answered
-        self._answered.clear()
-        self._answers_read.update(self._answers_fetched)
-        self._answers_fetched.clear()
+        read: a checkpoint never holds an answer whose effects were not published.
+
+        When the broker refuses, the effects stay queued (in order, before later ones) and
+        the answers unread; they are sent again by a later flush, after a pause that grows
+        to :data:`MAX_EFFECTS_RETRY_S` (duplicates are possible: at-least-once)."""
+        async with self._flush_lock:
+            if self._outbox and time.monotonic() < self._retry_effects_at:
+                return
+            outbox, answered = list(self._outbox), set(self._answered)
+            fetched = dict(self._answers_fetched)
+            if outbox:
+                try:
+                    await self._publish(outbox)
+                except Exception:
+                    self._effects_pause = min(MAX_EFFECTS_RETRY_S, 2 * self._effects_pause or 0.2)
+                    self._retry_effects_at = time.monotonic() + self._effects_pause
+                    log.exception(
+                        "answer_effects_publish_failed",
+                        messages=len(outbox),
+                        retry_in_s=self._effects_pause,
+                    )
+                    return
+                del self._outbox[: len(outbox)]
+                self._effects_pause = 0.0
+            self._dirty |= answered
+            if not self._outbox:  # no later answers waiting: every answered run is out
+                self._answered.clear()
+            self._answers_read.update(fetched)
+            for partition, offset in fetched.items():
+                if self._answers_fetched.get(partition) == offset:
+                    del self._answers_fetched[partition]
 
     async def _checkpoint(self) -> None:
         """Write the runs changed and published since the last checkpoint. One at a time;

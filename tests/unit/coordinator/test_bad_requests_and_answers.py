@@ -223,3 +223,28 @@ async def test_malformed_answers_never_stop_other_answers(
         await _feed(service, junk, order.responder, offset)
     await _feed(service, _answer(order.order_id, order.responder, True), order.responder, 9)
     assert order.state is OrderState.ACCEPTED
+
+
+async def test_a_broker_refusing_an_answers_effects_keeps_them_until_it_takes_them(
+    service: CoordinatorService,
+) -> None:
+    """The answer-reading loop publishes each batch's effects; a refusal must neither end
+    that loop (the exception used to escape it) nor lose the effects or count the answers
+    as read before their effects are out."""
+    orders = _published_run(service)
+    order = orders[0]
+    producer: FakeProducer = service.producer  # type: ignore[assignment]
+    producer.down = True
+    service._answers_fetched[0] = 8
+    await _feed(service, _answer(order.order_id, order.responder, False), order.responder, 7)
+    assert order.state is OrderState.DECLINED
+    assert service._answers_read.get(0, 0) < 8  # not read: its effects are not out
+    run_id = service.core.order_index[order.order_id]
+    assert run_id in service._answered  # held out of checkpoints
+    await service._flush_answers()  # the pause after a refusal: no new attempt, no error
+    producer.down = False
+    service._retry_effects_at = 0.0  # the pause is over
+    await service._flush_answers()
+    assert service._answers_read[0] == 8
+    assert run_id not in service._answered
+    assert any(m.get("order_id") == order.order_id for m in producer.sent)
