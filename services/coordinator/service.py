@@ -98,7 +98,8 @@ class CoordinatorService:
         # checkpoints hold only published state: runs changed but not yet published are held
         # back, and answers count as read once their effects are published
         self._dirty: set[str] = set()  # runs changed (and published) since the last checkpoint
-        self._answered: set[str] = set()  # changed by answers of the batch being published
+        # runs changed by answers (or commands) whose effects are queued, not yet published
+        self._answered: set[str] = set()
         # runs being published (held out of checkpoints), one publication per run at a time,
         # and the decisions to publish again (refused by the broker, cut short by a stop)
         self.publications = Publications()
@@ -349,10 +350,9 @@ class CoordinatorService:
             reason=reason[:500],
             at=_dt(now),
         )
-        await self._publish(
-            [Publish(COMMANDS.name, run.run_id.encode(), _json(command)), *messages]
+        await self._announce(
+            run.run_id, [Publish(COMMANDS.name, run.run_id.encode(), _json(command)), *messages]
         )
-        self._dirty.add(run.run_id)
         if started:
             metrics.RUNS.labels(protocol_id, run.state.value).inc()
             log.info("run_started", run_id=run.run_id, protocol=protocol_id, trigger=reason)
@@ -371,8 +371,9 @@ class CoordinatorService:
             token_id=token_id,
             at=_dt(now),
         )
-        await self._publish([Publish(COMMANDS.name, run_id.encode(), _json(command)), *messages])
-        self._dirty.add(run_id)
+        await self._announce(
+            run_id, [Publish(COMMANDS.name, run_id.encode(), _json(command)), *messages]
+        )
         if run.state is RunState.SOLVING:
             run.triggered_at = now  # decision latency counts from the last approval
             self._schedule_solve(run_id, now)
@@ -393,11 +394,29 @@ class CoordinatorService:
             reason=reason,
             at=_dt(now),
         )
-        await self._publish([Publish(COMMANDS.name, run_id.encode(), _json(command)), *messages])
-        self._dirty.add(run_id)
+        await self._announce(
+            run_id, [Publish(COMMANDS.name, run_id.encode(), _json(command)), *messages]
+        )
         await self._checkpoint()
         metrics.RUNS.labels(self.core.runs[run_id].protocol.id, "rejected").inc()
         return self.core.runs[run_id]
+
+    async def _announce(self, run_id: str, messages: list[Publish]) -> None:
+        """Publish a command and what it changed, after the core changed the run. When the
+        broker refuses, the messages join the queued answer effects (sent again, in order,
+        by :meth:`_flush_answers`) and the run is held out of checkpoints until they are
+        out: the run goes on (it is solved, its scope stays taken) instead of waiting for a
+        restart. Behind effects already queued, they queue too (their order is kept)."""
+        if not self._outbox:
+            try:
+                await self._publish(messages)
+            except Exception:
+                log.exception("command_publish_failed", run_id=run_id, messages=len(messages))
+            else:
+                self._dirty.add(run_id)
+                return
+        self._outbox.extend(messages)
+        self._answered.add(run_id)
 
     async def set_quote(self, quote: SupplierQuoteSet) -> None:
         """Record a supplier quote (acknowledged by the broker) and use it from now on."""

@@ -248,3 +248,27 @@ async def test_a_broker_refusing_an_answers_effects_keeps_them_until_it_takes_th
     assert service._answers_read[0] == 8
     assert run_id not in service._answered
     assert any(m.get("order_id") == order.order_id for m in producer.sent)
+
+
+async def test_a_trigger_the_broker_refuses_to_announce_still_runs_and_is_announced_later(
+    service: CoordinatorService,
+) -> None:
+    """Trigger and approval change the core before they are announced. When the broker
+    refused the announcement, the run used to stay unsolved with its scope held until a
+    restart."""
+    scheduled: list[str] = []
+    service._schedule_solve = lambda run_id, requested_at: scheduled.append(run_id)  # type: ignore[method-assign]
+    producer: FakeProducer = service.producer  # type: ignore[assignment]
+    producer.down = True
+    run, started = await service.trigger(CAPACITY.id, "coordinator-a", "drill")
+    assert started and run.state is RunState.AWAITING_APPROVAL
+    assert run.run_id in service._answered  # held out of checkpoints until announced
+    await service.approve(run.run_id, "coordinator-b", "token-b")
+    assert run.state is RunState.SOLVING and scheduled == [run.run_id]  # not waiting
+    assert not any(m["topic"] == COMMANDS.name for m in producer.sent)
+    producer.down = False
+    service._retry_effects_at = 0.0
+    await service._flush_answers()
+    commands = [m["type"] for m in producer.sent if m["topic"] == COMMANDS.name]
+    assert commands == ["TriggerProtocol", "ApproveRun"]  # in the order they happened
+    assert run.run_id not in service._answered and run.run_id in service._dirty
