@@ -80,7 +80,9 @@ def public(action: str) -> Policy:
     return Policy(action, frozenset(ROLES), public=True)
 
 
-def allow(action: str, *roles: Role, own: str | None = None, own_in_body: bool = False) -> Policy:
+def allow(
+    action: str, *roles: Role, own: str | None = None, own_in_body: bool = False
+) -> Policy:
     return Policy(action, frozenset(roles), own=own, own_in_body=own_in_body)
 
 

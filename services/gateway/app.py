@@ -123,7 +123,9 @@ def _render_refusal(request: web.Request, status: int, reason: str, message: str
     return _rejected(request, rejection, None)
 
 
-def _rejected(request: web.Request, rejection: Rejection, partner_id: str | None) -> web.Response:
+def _rejected(
+    request: web.Request, rejection: Rejection, partner_id: str | None
+) -> web.Response:
     metrics = request.app[APP_METRICS]
     metrics.rejected.labels(reason=rejection.reason).inc()
     outcome = "unavailable" if rejection.status == 503 else "rejected"
@@ -271,7 +273,9 @@ def create_app(
 
     ``tokens`` (legacy partner tokens) or ``identities`` replace what the settings name;
     refusals are published with ``producer`` unless ``refusals`` is given."""
-    app = web.Application(client_max_size=settings.gateway_max_body_bytes + 1, middlewares=[_timed])
+    app = web.Application(
+        client_max_size=settings.gateway_max_body_bytes + 1, middlewares=[_timed]
+    )
     app[APP_SETTINGS] = settings
     if identities is None:
         identities = (

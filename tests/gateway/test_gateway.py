@@ -119,7 +119,9 @@ async def test_token_of_one_partner_cannot_report_for_another(
     assert status == 202
     follow = stock_event(partner=PARTNER)
     assert (await gateway.post(follow))[0] == 202
-    written = _by_event_id(await reader.read_until(start, {own["event_id"], follow["event_id"]}))
+    written = _by_event_id(
+        await reader.read_until(start, {own["event_id"], follow["event_id"]})
+    )
     assert foreign["event_id"] not in written
     assert written[own["event_id"]].key == OTHER.encode()
 

@@ -401,12 +401,10 @@ async def _accept_everything(
         lambda d: d.get("run_id") == run_id and d.get("revision") == revision, timeout=60
     )
     orders = await topics[PARTNER_ORDERS.name].wait_for(
-        lambda o: (
-            o.get("type") == "OrderIssued"
-            and o.get("run_id") == run_id
-            and o["revision"] == revision
-            and o["must_answer"]
-        ),
+        lambda o: o.get("type") == "OrderIssued"
+        and o.get("run_id") == run_id
+        and o["revision"] == revision
+        and o["must_answer"],
         count=decision["orders"],
         timeout=30,
     )

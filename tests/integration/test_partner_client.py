@@ -154,4 +154,6 @@ async def test_unreachable_broker_is_an_error_not_a_hang(tmp_path: Path) -> None
 
     report = client.build_stock_report("klinikum-nord", client.read_positions(CSV.splitlines()))
     with pytest.raises(RuntimeError, match=r"no acknowledgement|refused"):
-        await asyncio.to_thread(client.produce, f"127.0.0.1:{free_port()}", report, None, 3.0)
+        await asyncio.to_thread(
+            client.produce, f"127.0.0.1:{free_port()}", report, None, 3.0
+        )

@@ -256,10 +256,8 @@ def test_capacity_need_and_purchase_demand_parse() -> None:
     [
         (json.dumps(_capacity_need(hours=-1)), "hours"),
         (json.dumps(_capacity_need(capability="CNC Milling")), "capability"),
-        (
-            json.dumps(_capacity_need(required_qualifications=["ok", "Not OK"])),
-            "required_qualifications.1",
-        ),
+        (json.dumps(_capacity_need(required_qualifications=["ok", "Not OK"])),
+         "required_qualifications.1"),
         (json.dumps(_capacity_need(criticality="urgent")), "criticality"),
         (json.dumps(_capacity_need(needed_by="soon")), "needed_by"),
         (json.dumps(_demand(quantity="lots")), "quantity"),

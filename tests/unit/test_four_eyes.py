@@ -102,10 +102,8 @@ async def test_http_one_person_twice_then_two_tokens_then_a_second_person(api: A
     run_id = (await created.json())["run_id"]
 
     status, body = await _approve(client, tokens["coordinator"], run_id)  # coord-anna, token 1
-    assert (
-        status == 200
-        and body["approvals"] == ["coord-anna"]
-        and body["state"] == ("awaiting_approval")
+    assert status == 200 and body["approvals"] == ["coord-anna"] and body["state"] == (
+        "awaiting_approval"
     )
     status, body = await _approve(client, tokens["coordinator"], run_id)  # the same token again
     assert status == 409 and "second person" in body["message"]

@@ -96,7 +96,9 @@ def test_recovery_settles_pending_and_interrupted_runs() -> None:
     _, replan = core3.acknowledge(order.order_id, order.responder, False, "no", NOW + 1)
     assert replan and replanned.state is RunState.SOLVING and replanned.publish_pending
     # the same, stopped before revision 2 was recorded
-    runs = [run_from_document(run_document(r)) for r in (pending, undecided, replanned, replanned)]
+    runs = [
+        run_from_document(run_document(r)) for r in (pending, undecided, replanned, replanned)
+    ]
     records = {(pending.run_id, 1), (replanned.run_id, 1), (replanned.run_id, 2)}
     recover(runs[:3], lambda run_id, revision: (run_id, revision) in records)
     recover(runs[3:], lambda run_id, revision: (run_id, revision) == (replanned.run_id, 1))

@@ -260,7 +260,9 @@ async def test_a_refused_decision_is_published_again_with_the_same_orders(
     result = solve(CAPACITY, snapshot_of(service.replica, CAPACITY))
     messages = service.core.solved(run.run_id, result, 0.01, NOW)
     await service._save_run(run.run_id)
-    issued = {orjson.loads(m.value)["order_id"] for m in messages if m.topic == PARTNER_ORDERS.name}
+    issued = {
+        orjson.loads(m.value)["order_id"] for m in messages if m.topic == PARTNER_ORDERS.name
+    }
     assert issued
 
     await service._publish_decision(run.run_id, run.revision, messages)

@@ -314,7 +314,6 @@ def test_restore_respects_dedup_window_capacity() -> None:
     logs = [chunk for e in events for chunk in original.process([feed(e)], NOW).changelog[0]]
     restored = LedgerProcessor(dedup_capacity=3)
     restored.restore_partition(0, logs, NOW)
-
     def seen(processor: LedgerProcessor, event: dict) -> bool:
         return processor.state(0).has_event(event["partner_id"], event["event_id"])
 
