@@ -16,6 +16,7 @@ from schemas.common import (
     Severity,
     SiteId,
     Timestamp,
+    Total,
     Unit,
 )
 
@@ -38,7 +39,7 @@ class ShortageDetected(Contract):
     on_hand: Quantity
     safety_stock: Quantity
     coverage_days: float | None = Field(description="on_hand / daily consumption; null if none.")
-    need_quantity: Quantity = 0.0
+    need_quantity: Total = 0.0
     detected_at: Timestamp
     source_event_id: EventId
 
@@ -61,8 +62,8 @@ class MaterialBalance(Contract):
 
     material_id: MaterialId
     unit: Unit
-    total_need: Quantity
-    total_surplus: Quantity = Field(description="Stock above safety stock, summed.")
+    total_need: Total
+    total_surplus: Total = Field(description="Stock above safety stock, summed.")
     partners: int = Field(ge=0, description="Distinct partners holding the material.")
 
 

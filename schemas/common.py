@@ -56,6 +56,12 @@ Quantity = Annotated[
         description="Non-negative quantity in the stated unit.",
     ),
 ]
+#: A sum of quantities (alert and balance totals): each part is a Quantity, the sum may exceed
+#: a single Quantity's bound.
+Total = Annotated[
+    float,
+    Field(ge=0, allow_inf_nan=False, description="Non-negative sum of quantities in the unit."),
+]
 #: Timestamps and days outside these bounds are typos or clock faults, not crisis data (a
 #: year-9999 date would also overflow date arithmetic downstream).
 EARLIEST = date(2000, 1, 1)

@@ -14,15 +14,58 @@ class UnreadableFile(ValueError):
     """Why a file's text could not be turned into data (the message names no file)."""
 
 
-def read_data(path: Path, parse: Callable[[str], Any] = yaml.safe_load) -> Any:
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML keeps the
+    last one silently: a second ``approval: automatic`` further down a reviewed protocol
+    would win) and names the line of an impossible date."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # ``<<:`` merges may override (that is what they are for)
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            line = first_line.setdefault(key, key_node.start_mark.line)
+        except TypeError:
+            continue  # an unhashable key: construct_mapping names it
+        if line != key_node.start_mark.line:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"the key {key!r} is given twice (also on line {line + 1})",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=deep)
+
+
+def _timestamp(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a valid date ({exc})", node.start_mark
+        ) from exc
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML like ``yaml.safe_load``, refusing repeated keys and impossible dates."""
+    return yaml.load(text, Loader=_StrictLoader)
+
+
+def read_data(path: Path, parse: Callable[[str], Any] = load_yaml) -> Any:
     """``parse`` (YAML by default) of the file's UTF-8 text."""
     try:
         return parse(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:  # before ValueError: it is one
         line = exc.object.count(b"\n", 0, exc.start) + 1
         raise UnreadableFile(
-            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); "
-            "save it as UTF-8"
+            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); save it as UTF-8"
         ) from exc
     except RecursionError:
         raise UnreadableFile("nested too deeply to parse") from None
@@ -31,12 +74,15 @@ def read_data(path: Path, parse: Callable[[str], Any] = yaml.safe_load) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise UnreadableFile(f"invalid YAML at {where}") from exc
+        problem = getattr(exc, "problem", None)
+        raise UnreadableFile(
+            f"invalid YAML at {where}" + (f": {problem}" if problem else "")
+        ) from exc
     except ValueError as exc:  # JSON (orjson.JSONDecodeError)
         raise UnreadableFile(" ".join(str(exc).split())) from exc
 
 
-def read_document(path: Path, parse: Callable[[str], Any] = yaml.safe_load) -> Any:
+def read_document(path: Path, parse: Callable[[str], Any] = load_yaml) -> Any:
     """:func:`read_data` of a file that must hold a document (a protocol, an alliance, a
     scenario): an empty file (or one of only comments) is refused as empty."""
     data = read_data(path, parse)

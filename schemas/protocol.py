@@ -112,7 +112,7 @@ class SolverSettings(Contract):
 class Protocol(Contract):
     id: ProtocolId
     title: str = Field(min_length=1, max_length=200)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=1_000_000)
     owner: str = Field(min_length=1, max_length=120)
     purpose: str = Field(
         min_length=10,
@@ -144,6 +144,14 @@ class Protocol(Contract):
                 f"{value.isoformat()} is more than {MAX_REVIEW_AHEAD_DAYS} days in the future "
                 f"(today is {today.isoformat()}); a typo?"
             )
+        return value
+
+    @field_validator("version", "review_interval_days", mode="before")
+    @classmethod
+    def _whole_number_not_boolean(cls, value: object) -> object:
+        # protocol files are read leniently (strict=False), which takes true for 1
+        if isinstance(value, bool):
+            raise ValueError(f"expected a whole number, got {str(value).lower()}")
         return value
 
     @field_validator("review_interval_days")

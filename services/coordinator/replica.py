@@ -33,10 +33,10 @@ class AllianceReplica:
         need = surplus = 0.0
         for state in self.states.values():
             balances = state.balances
-            for (m, _unit), value in balances.need.items():
-                if m == material:
-                    need += value
-            for (m, _unit), value in balances.surplus.items():
-                if m == material:
-                    surplus += value
+            for key in list(balances.need):
+                if key[0] == material:
+                    need += balances.total_need(key)
+            for key in list(balances.surplus):
+                if key[0] == material:
+                    surplus += balances.total_surplus(key)
         return need, surplus

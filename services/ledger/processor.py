@@ -131,6 +131,10 @@ class LedgerProcessor:
         for message in batch:
             try:
                 event = self._validate(message, now)
+                if isinstance(event, NeedReported):
+                    conflict = self.state(message.partition).need_unit_conflict(event)
+                    if conflict is not None:
+                        raise Rejected("unit_mismatch", conflict)
             except Rejected as rejection:
                 out.rejected[rejection.reason] += 1
                 out.dead_letters.append(self._dead_letter(message, rejection, now))
@@ -308,9 +312,12 @@ class LedgerProcessor:
         due: date | None = None
         if need_total > 0:
             due = min(
-                date.fromisoformat(n.needed_by)
-                for (partner, _), n in state.needs.items()
-                if partner == key[0] and n.site_id == key[1] and n.material_id == key[2]
+                (
+                    date.fromisoformat(n.needed_by)
+                    for (partner, _), n in state.needs.items()
+                    if partner == key[0] and n.site_id == key[1] and n.material_id == key[2]
+                ),
+                default=None,
             )
         thresholds = self._thresholds.get(key[0])
         if thresholds is None:

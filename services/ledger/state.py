@@ -7,6 +7,7 @@ state it had.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,8 @@ class PartitionState:
         self.positions: dict[PositionKey, PositionRecord] = {}
         self.needs: dict[tuple[str, str], NeedRecord] = {}
         self.need_totals: dict[PositionKey, float] = {}
+        # the open needs behind each total: need id -> (unit, quantity)
+        self._needs_at: dict[PositionKey, dict[str, tuple[str, float]]] = {}
         # when a need was withdrawn, so an older event cannot bring it back
         self.withdrawn_needs: dict[tuple[str, str], float] = {}
         self.offers: ItemBook[OfferRecord] = ItemBook()
@@ -122,41 +125,75 @@ class PartitionState:
         balances = self.balances
         if old is not None and old.unit == unit:
             # the common case: no change of holders, only the surplus may move
-            old_surplus = old.surplus
-            if surplus != old_surplus:
-                material_key = (material, unit)
-                balances.surplus[material_key] += surplus - old_surplus
-                balances.dirty.add(material_key)
+            if surplus != old.surplus:
+                balances.set_surplus((material, unit), (partner, site), surplus)
             return key
         if old is not None:
-            balances.add_surplus((material, old.unit), partner, -old.surplus, -1)
-        balances.add_surplus((material, unit), partner, surplus, 1)
+            balances.set_surplus((material, old.unit), (partner, site), 0.0)
+            balances.add_holder((material, old.unit), partner, -1)
+        balances.set_surplus((material, unit), (partner, site), surplus)
+        balances.add_holder((material, unit), partner, 1)
         return key
 
     def set_need(self, row: NeedRow) -> PositionKey:
         partner, need_id, site, material, unit, qty, needed_by, criticality, as_of, event_id = row
         old = self.needs.get((partner, need_id))
         if old is not None:
-            self._add_need(partner, old.site_id, old.material_id, old.unit, -old.quantity)
+            self._open_need(partner, need_id, old.site_id, old.material_id, old.unit, 0.0)
         if qty > 0:
             self.needs[(partner, need_id)] = NeedRecord(
                 site, material, unit, qty, needed_by, criticality, as_of, event_id
             )
-            self._add_need(partner, site, material, unit, qty)
+            self._open_need(partner, need_id, site, material, unit, qty)
             self.withdrawn_needs.pop((partner, need_id), None)
         else:
             self.needs.pop((partner, need_id), None)
             self.withdrawn_needs[(partner, need_id)] = as_of
         return (partner, site, material)
 
-    def _add_need(self, partner: str, site: str, material: str, unit: str, delta: float) -> None:
+    def need_unit_conflict(self, event: NeedReported) -> str | None:
+        """Why a need cannot be taken in its unit (None: it can): its site's stock of the
+        material, or another open need for it, is counted in another unit, and the two
+        would be added up. A withdrawal (quantity 0) is taken in any unit."""
+        if event.quantity <= 0:
+            return None
+        partner, site, material = event.partner_id, event.site_id, event.material_id
+        unit = event.unit.value
         key = (partner, site, material)
-        total = self.need_totals.get(key, 0.0) + delta
-        if total <= 1e-9:
-            self.need_totals.pop(key, None)
+        position = self.positions.get(key)
+        if position is not None and position.unit != unit:
+            return (
+                f"need {event.need_id!r} is in {unit}, but the stock of {material} at {site}"
+                f" is reported in {position.unit}"
+            )
+        for other_id, (other_unit, _) in self._needs_at.get(key, {}).items():
+            if other_id != event.need_id and other_unit != unit:
+                return (
+                    f"need {event.need_id!r} is in {unit}, but need {other_id!r} for {material}"
+                    f" at {site} is in {other_unit}"
+                )
+        return None
+
+    def _open_need(
+        self, partner: str, need_id: str, site: str, material: str, unit: str, qty: float
+    ) -> None:
+        """Set one need's quantity (0: closed) and the totals of its position key and unit,
+        summed again from the open needs (``math.fsum``): running sums of increments kept
+        rounding residue after a large need was withdrawn, and the key's shortage was
+        then assessed over needs that no longer existed."""
+        key = (partner, site, material)
+        needs = self._needs_at.setdefault(key, {})
+        if qty > 0:
+            needs[need_id] = (unit, qty)
         else:
-            self.need_totals[key] = total
-        self.balances.add_need((material, unit), delta)
+            needs.pop(need_id, None)
+        if needs:
+            self.need_totals[key] = math.fsum(q for _, q in needs.values())
+        else:
+            del self._needs_at[key]
+            self.need_totals.pop(key, None)
+        in_unit = math.fsum(q for u, q in needs.values() if u == unit)
+        self.balances.set_need((material, unit), (partner, site), in_unit)
 
     def set_item(self, kind: ItemKind, row: Row) -> None:
         key, record, as_of = kind.item(row)
@@ -166,7 +203,8 @@ class PartitionState:
         old = self.positions.pop(key, None)
         if old is None:
             return False
-        self.balances.add_surplus((key[2], old.unit), key[0], -old.surplus, -1)
+        self.balances.set_surplus((key[2], old.unit), (key[0], key[1]), 0.0)
+        self.balances.add_holder((key[2], old.unit), key[0], -1)
         return True
 
     def remove_partner(self, partner: str, at: float) -> set[PositionKey]:
@@ -177,7 +215,7 @@ class PartitionState:
             self.remove_position(key)
         for (owner, need_id), need in list(self.needs.items()):
             if owner == partner:
-                self._add_need(partner, need.site_id, need.material_id, need.unit, -need.quantity)
+                self._open_need(partner, need_id, need.site_id, need.material_id, need.unit, 0.0)
                 del self.needs[(owner, need_id)]
                 touched.add((partner, need.site_id, need.material_id))
         for owner_key in [k for k in self.withdrawn_needs if k[0] == partner]:

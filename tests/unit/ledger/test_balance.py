@@ -109,9 +109,10 @@ def test_need_totals_replace_move_and_withdraw() -> None:
     processor.process([feed(need(HOSPITAL, "n-1", site="lager-2", quantity=25, minutes=2))], NOW)
     assert totals(processor)[("NACL-500ML", "pcs")][0] == 35
     assert processor.state(0).need_totals == {(HOSPITAL, "lager-2", "NACL-500ML"): 35}
-    # a unit change moves the quantity between units
+    # a unit change moves the quantity between units (n-2 to a site with nothing in pcs;
+    # in pcs next to n-1 it would be refused: unit_mismatch)
     processor.process(
-        [feed(need(HOSPITAL, "n-2", site="lager-2", quantity=2, unit="kg", minutes=3))], NOW
+        [feed(need(HOSPITAL, "n-2", site="lager-1", quantity=2, unit="kg", minutes=3))], NOW
     )
     got = totals(processor)
     assert got[("NACL-500ML", "pcs")][0] == 25
@@ -187,12 +188,15 @@ def test_partitions_report_separately() -> None:
 def test_repeated_fractional_updates_do_not_drift(steps: int) -> None:
     balances_ = MaterialBalances()
     key = ("X", "kg")
-    previous = 0.0
+    balances_.add_holder(key, "p", 1)
+    balances_.set_surplus(key, ("q", "s"), 1e12)  # another holder's large figure, then gone
+    value = 0.0
     for i in range(steps):
         value = (i % 7) * 0.1 + 0.3
-        balances_.add_surplus(key, "p", value - previous, 1 if i == 0 else 0)
-        previous = value
-    assert balances_.get(key).total_surplus == pytest.approx(previous, abs=1e-9)
-    balances_.add_surplus(key, "p", -previous, -1)
+        balances_.set_surplus(key, ("p", "s"), value)
+    balances_.set_surplus(key, ("q", "s"), 0.0)
+    assert balances_.get(key).total_surplus == round(value, 9)  # exactly, no residue
+    balances_.set_surplus(key, ("p", "s"), 0.0)
+    balances_.add_holder(key, "p", -1)
     assert balances_.get(key).total_surplus == 0
     assert balances_.get(key).partners == 0
