@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protocols.decisions import NeedFulfilment, TransferOrder
+from protocols.rounding import round_list
 from protocols.sites import SiteTable
 from protocols.transport import (
     Sink,
@@ -384,14 +385,13 @@ def assign(
     append = orders.append
     cls = TransferOrder
     qty = flows[arcs]
-    # Rounded with numpy (``rint(x * 10**d) / 10**d``: the float nearest to a decimal
-    # of d places, as ``round`` gives, except for values within an ulp of a tie).
+    # rounded as ``round`` rounds, a material's orders at once (protocols.rounding)
     for i, j, quantity, distance_km, cost in zip(
         p.arc_source[arcs].tolist(),
         p.arc_sink[arcs].tolist(),
         qty.tolist(),
-        np.round(mp.distance[arcs], 3).tolist(),
-        np.round(qty * p.arc_cost[arcs], ROUND).tolist(),
+        round_list(mp.distance[arcs], 3),
+        round_list(qty * p.arc_cost[arcs], ROUND),
         strict=True,
     ):
         donor = prefixes.get(i)
@@ -433,14 +433,13 @@ def fulfilment_of(
 ) -> list[NeedFulfilment]:
     """Requested vs. delivered per need (sink) of a solved transport problem (one
     ``model_fields_set`` for all, as in :func:`assign`)."""
-    inflow = np.round(np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks)), ROUND)
+    received_sum = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks))
+    inflow = round_list(received_sum.astype(np.float64, copy=False), ROUND)
     fields_set = set(_FULFILMENT_FIELDS)
     fills: list[NeedFulfilment] = []
     append = fills.append
     cls = NeedFulfilment
-    for (need_id, partner_id, _, demand, tier, _), received in zip(
-        p.sinks, inflow.tolist(), strict=True
-    ):
+    for (need_id, partner_id, _, demand, tier, _), received in zip(p.sinks, inflow, strict=True):
         values = {
             "need_id": need_id,
             "partner_id": partner_id,
