@@ -98,8 +98,10 @@ class CoordinatorService:
         # checkpoints hold only published state: runs changed but not yet published are held
         # back, and answers count as read once their effects are published
         self._dirty: set[str] = set()  # runs changed (and published) since the last checkpoint
-        # runs changed by answers (or commands) whose effects are queued, not yet published
-        self._answered: set[str] = set()
+        # runs changed by answers (or commands) whose effects are queued, not yet published:
+        # run -> where its last queued message ends (counted over all messages ever queued)
+        self._answered: dict[str, int] = {}
+        self._outbox_sent = 0  # messages taken out of the outbox, published
         # runs being published (held out of checkpoints), one publication per run at a time,
         # and the decisions to publish again (refused by the broker, cut short by a stop)
         self.publications = Publications()
@@ -203,7 +205,8 @@ class CoordinatorService:
                         log.exception("record_failed", topic=tp.topic, offset=record.offset)
                 if tp.topic == PARTNER_EVENTS.name and records:
                     self._answers_fetched[tp.partition] = records[-1].offset + 1
-            await self._flush_answers()
+            if not self._flush_lock.locked():  # a flush waiting for the broker: read on
+                await self._flush_answers()
 
     async def _flush_answers(self) -> None:
         """Publish what the answers of a fetched batch caused (together), then count them as
@@ -215,7 +218,7 @@ class CoordinatorService:
         async with self._flush_lock:
             if self._outbox and time.monotonic() < self._retry_effects_at:
                 return
-            outbox, answered = list(self._outbox), set(self._answered)
+            outbox = list(self._outbox)
             fetched = dict(self._answers_fetched)
             if outbox:
                 try:
@@ -230,10 +233,12 @@ class CoordinatorService:
                     )
                     return
                 del self._outbox[: len(outbox)]
+                self._outbox_sent += len(outbox)
                 self._effects_pause = 0.0
-            self._dirty |= answered
-            if not self._outbox:  # no later answers waiting: every answered run is out
-                self._answered.clear()
+            out = [r for r, end in self._answered.items() if end <= self._outbox_sent]
+            for run_id in out:  # every message queued for it is out
+                del self._answered[run_id]
+            self._dirty.update(out)
             self._answers_read.update(fetched)
             for partition, offset in fetched.items():
                 if self._answers_fetched.get(partition) == offset:
@@ -245,7 +250,7 @@ class CoordinatorService:
         if self.checkpoints is None:
             return
         async with self._checkpoint_lock:
-            held = self._answered | self.publications.held_ids() | self._tick_backlog.runs
+            held = self._answered.keys() | self.publications.held_ids() | self._tick_backlog.runs
             # a run held back may carry answers already counted as read: the offsets on disk
             # stay where they were until it is written (answers are applied idempotently, so
             # a restart reads those again)
@@ -329,10 +334,8 @@ class CoordinatorService:
         messages, replan = self.core.acknowledge(
             ack.order_id, ack.partner_id, ack.accepted, ack.reason, time.time()
         )
-        self._outbox.extend(messages)
         run_id = self.core.order_index.get(ack.order_id)
-        if messages and run_id:
-            self._answered.add(run_id)  # until the batch's outbox is published
+        self._queue(run_id if messages else None, messages)  # until the batch's is published
         if replan and run_id:
             self._schedule_solve(run_id, time.time())
 
@@ -415,8 +418,20 @@ class CoordinatorService:
             else:
                 self._dirty.add(run_id)
                 return
+        self._queue(run_id, messages)
+
+    def _queue(self, run_id: str | None, messages: list[Publish]) -> None:
+        """Queue messages behind the answer effects; their run is held until they are out."""
         self._outbox.extend(messages)
-        self._answered.add(run_id)
+        if run_id:
+            self._answered[run_id] = self._outbox_sent + len(self._outbox)
+
+    async def _effects_out(self, run_id: str) -> bool:
+        """Whether nothing queued for the run is waiting (after one flush attempt): its
+        next decision must not reach Kafka before what led to it."""
+        if run_id in self._answered:
+            await self._flush_answers()
+        return run_id not in self._answered
 
     async def set_quote(self, quote: SupplierQuoteSet) -> None:
         """Record a supplier quote (acknowledged by the broker) and use it from now on."""
@@ -452,6 +467,12 @@ class CoordinatorService:
         phases: dict[str, float] = {}
         held = False
         try:
+            if not await self._effects_out(run_id):  # approval or decline not announced yet
+                log.warning(
+                    "solve_deferred", run_id=run_id, error="effects queued", retry="next tick"
+                )
+                self._solve_later.add(run_id)
+                return
             try:
                 await self._sync_replica()
             except KafkaError as exc:  # the broker is unreachable: not the run's failure
@@ -560,6 +581,8 @@ class CoordinatorService:
         superseded by the newer one's messages)."""
         first = [m for m in messages if m.topic != PARTNER_ORDERS.name]
         try:
+            if not await self._effects_out(run_id):
+                raise ConnectionError("the run's queued answer effects are not out yet")
             await self._publish(first)
             await self._publish([m for m in messages if m.topic == PARTNER_ORDERS.name])
         except Exception:
