@@ -1,4 +1,4 @@
-"""Order costs are rounded as Python's round rounds them (a replayed run keeps its decision hash)."""
+"""Order costs are rounded as round() rounds them (a replayed run keeps its decision hash)."""
 
 from __future__ import annotations
 

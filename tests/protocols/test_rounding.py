@@ -26,12 +26,14 @@ def test_random_values_round_as_python_does(digits: int) -> None:
     assert got == expected
 
 
-def test_decimal_ties_that_numpy_rounds_the_other_way() -> None:
-    products = np.array([10.003 * 3.1415, 10.005 * 2.4625, 10.007 * 0.1875])
+@pytest.mark.parametrize("copies", [1, 40])  # one by one, vectorised
+def test_decimal_ties_that_numpy_rounds_the_other_way(copies: int) -> None:
+    products = np.tile([10.003 * 3.1415, 10.005 * 2.4625, 10.007 * 0.1875], copies)
     assert np.round(products, 6).tolist() != [round(v, 6) for v in products.tolist()]
     assert round_list(products, 6) == [round(v, 6) for v in products.tolist()]
 
 
-def test_non_finite_values_pass_through() -> None:
-    got = round_list(np.array([math.inf, 1.25]), 1)
-    assert got[0] == math.inf and got[1] == round(1.25, 1)
+@pytest.mark.parametrize("copies", [1, 40])
+def test_non_finite_values_pass_through(copies: int) -> None:
+    got = round_list(np.tile([math.inf, 1.25, -math.inf], copies), 1)
+    assert got[:3] == [math.inf, round(1.25, 1), -math.inf] and len(got) == 3 * copies
