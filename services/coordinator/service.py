@@ -218,7 +218,7 @@ class CoordinatorService:
         async with self._flush_lock:
             if self._outbox and time.monotonic() < self._retry_effects_at:
                 return
-            outbox = list(self._outbox)
+            outbox, answered = list(self._outbox), set(self._answered)
             fetched = dict(self._answers_fetched)
             if outbox:
                 try:
@@ -235,10 +235,11 @@ class CoordinatorService:
                 del self._outbox[: len(outbox)]
                 self._outbox_sent += len(outbox)
                 self._effects_pause = 0.0
-            out = [r for r, end in self._answered.items() if end <= self._outbox_sent]
-            for run_id in out:  # every message queued for it is out
-                del self._answered[run_id]
-            self._dirty.update(out)
+            # changed by answers now counted as read: dirty, so that a checkpoint keeps the
+            # offsets back while such a run is still held (it has later messages queued)
+            self._dirty |= answered
+            for run_id in [r for r, end in self._answered.items() if end <= self._outbox_sent]:
+                del self._answered[run_id]  # every message queued for it is out
             self._answers_read.update(fetched)
             for partition, offset in fetched.items():
                 if self._answers_fetched.get(partition) == offset:
@@ -529,6 +530,8 @@ class CoordinatorService:
         revision = run.revision
         crash_point("coordinator.before_publish")
         delivered = await self._publish_decision(run_id, revision, messages)
+        if not delivered and run.state is RunState.FAILED and run.revision == revision:
+            self._queue(run_id, messages)  # a failure notice is not republished: sent in order
         hold.close()
         phases["publish"] = time.perf_counter() - started - sum(phases.values())
         if delivered and run.revision == revision:  # not superseded meanwhile

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from schemas.coordination import RunState
 from services.common.topics import COMMANDS, DECISIONS, PARTNER_ORDERS, RUNS
+from services.coordinator import service as service_module
+from services.coordinator.checkpoint import Checkpoints
 from services.coordinator.service import CoordinatorService
 from tests.unit.coordinator.fake_producer import FakeProducer
 from tests.unit.coordinator.test_bad_requests_and_answers import _answer
@@ -181,3 +185,75 @@ async def test_a_run_is_released_once_its_own_queued_messages_are_out(
     assert "run-b" in service._answered and service._outbox == orders[1:2]
     await service._flush_answers()
     assert not service._answered and not service._outbox
+
+
+async def test_an_answer_is_not_read_on_disk_before_its_run_is_written(
+    service: CoordinatorService,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Answer A's effects go out with another loop's flush while answer B (same run)
+    waits in the queue, then the broker refuses B's: the checkpoint may not count A as
+    read while the run's document on disk still has A's order pending (a restart would
+    skip A's answer and lose it)."""
+    producer: FakeProducer = service.producer  # type: ignore[assignment]
+    producer.gate.set()
+    run, first = _first_revision(service)
+    assert await service._publish_decision(run.run_id, 1, first)
+    service._dirty.add(run.run_id)
+    await service._checkpoint()  # every order pending on disk
+    a, b = [
+        o
+        for o in (orjson.loads(m.value) for m in first if m.topic == PARTNER_ORDERS.name)
+        if o["must_answer"]
+    ][:2]
+    producer.gate.clear()  # the broker is slow
+    await service._on_partner_event(
+        0, 5, _answer(a["order_id"], a["recipient"], True, 1), a["recipient"].encode()
+    )
+    service._answers_fetched[0] = 6
+    flushing = asyncio.create_task(service._flush_answers())  # another loop's flush
+    await asyncio.sleep(0.01)
+    await service._on_partner_event(
+        0, 6, _answer(b["order_id"], b["recipient"], True, 2), b["recipient"].encode()
+    )
+    service._answers_fetched[0] = 7
+    producer.gate.set()
+    await flushing  # A's effects out, its answer counted as read
+    producer.down = True  # B's refused
+    service._retry_effects_at = 0.0
+    await service._flush_answers()
+    await service._checkpoint()
+
+    runs, consumed = Checkpoints(tmp_path / "state").load()
+    (on_disk,) = runs
+    assert run.run_id in service._answered  # B still queued
+    if consumed.get(0, 0) > 5:
+        assert on_disk.orders[a["order_id"]].state.value == "accepted"
+
+
+async def test_a_failure_notice_the_broker_refuses_is_sent_later(
+    service: CoordinatorService,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failed run is not republished (no decision to publish again): its RunUpdated
+    joins the queued messages instead of being dropped."""
+    producer: FakeProducer = service.producer  # type: ignore[assignment]
+    producer.gate.set()
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("solver crashed")
+
+    monkeypatch.setattr(service_module, "solve", broken)
+    run, started = await service.trigger(CAPACITY.id, "coordinator-a", "drill")
+    assert started
+    await service.approve(run.run_id, "coordinator-b", "token-b")  # the solve scheduled
+    producer.down = True  # from the solve's notice on
+    announced = len(producer.sent)
+    await _solved(service, run.run_id)
+    assert run.state is RunState.FAILED and len(producer.sent) == announced
+    producer.down = False
+    service._retry_effects_at = 0.0
+    await service._flush_answers()
+    updates = [m for m in _of_run(producer, run.run_id) if m["topic"] == RUNS.name]
+    assert updates and updates[-1]["state"] == RunState.FAILED.value
+    assert not service._outbox and run.run_id not in service._answered
