@@ -41,7 +41,11 @@ Protocol wall time = ``protocols.run.solve`` end to end: model build, solve
 (stacked material LPs run by a background thread and the caller), extraction of
 orders and fulfilment (overlapping the solve), the invariant checks that run after
 every solve and the record hashes. The phase breakdown printed for the protocol is
-the calling thread's wall time per phase. The machine is shared: compare ratios of
+the calling thread's wall time per phase. A second ratio is printed for the wall
+time up to the finished decision (``Timings.decision_s``: build, solve and
+extraction as the issue defines the protocol's time, with the input hashes made
+during the solve), without the invariant checks and the record hashes that follow;
+the target is judged on the first, whole-call ratio. The machine is shared: compare ratios of
 the same run, and repeat runs (``--repeat``) when other jobs use the cores.
 
 Neither side may leave work behind that runs into the other's measurement: the
@@ -256,6 +260,8 @@ def run_size(
     med_base = statistics.median(b.total_s for b in bases)
     med_proto = statistics.median(walls)
     ratios = sorted(w / b.total_s for w, b in zip(walls, bases, strict=True))
+    med_decision = statistics.median(t.decision_s for t in timings)
+    decision_ratios = sorted(t.decision_s / b.total_s for t, b in zip(timings, bases, strict=True))
     worst, rel = max_relative_difference(base, result)
 
     def med(name: str) -> float:
@@ -280,6 +286,11 @@ def run_size(
         f"ratio protocol/baseline: {med_proto / med_base:.3f} (medians); per-run ratios"
         f" {', '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f});"
         " target <= 0.5"
+    )
+    print(
+        f"up to the decision (build + solve + extraction, input hashes included; without"
+        f" the invariant checks and the record): median {med_decision:7.3f} s,"
+        f" ratio {med_decision / med_base:.3f} (per run {statistics.median(decision_ratios):.3f})"
     )
     print("objective vector (unmet t1, t2, t3, cost):")
     print(f"  baseline {_fmt(objective_vector(base.unmet, base.cost))}")

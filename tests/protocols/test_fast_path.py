@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from protocols.generate import generate_scenario, generate_scenario_data
@@ -30,13 +32,19 @@ def test_threads_do_not_change_the_decision(params):
 
 def test_closed_form_path_is_used_on_complete_instances_and_times_are_reported():
     sc = generate_scenario(20, 6, seed=2, capacity=False, purchasing=False)
+    called = time.perf_counter()
     r = solve(protocol(), sc)
+    wall = time.perf_counter() - called
     assert {g.method for g in r.decision.groups} == {"highspy/closed-form tiers"}
     t = r.timings
     assert t.invariants_s > 0
     assert t.total_s == pytest.approx(
         t.build_s + t.solve_s + t.extract_s + t.invariants_s + t.record_s
     )
+    # the phases up to the decision are disjoint parts of its window, which ends before
+    # the invariant checks and the call's end
+    assert t.build_s + t.solve_s + t.extract_s <= t.decision_s
+    assert t.decision_s + t.invariants_s <= wall
 
 
 def test_share_table_matches_the_reference_rule():
