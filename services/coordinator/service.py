@@ -585,18 +585,29 @@ class CoordinatorService:
         first = [m for m in messages if m.topic != PARTNER_ORDERS.name]
         try:
             if not await self._effects_out(run_id):
-                raise ConnectionError("the run's queued answer effects are not out yet")
+                # not a failure: the run's answers must reach Kafka before its decision
+                log.info(
+                    "decision_publish_deferred",
+                    run_id=run_id,
+                    revision=revision,
+                    reason="the run's queued answer effects are not out yet",
+                )
+                return self._keep_unpublished(run_id, revision)
             await self._publish(first)
             await self._publish([m for m in messages if m.topic == PARTNER_ORDERS.name])
         except Exception:
             log.exception("decision_publish_failed", run_id=run_id, revision=revision)
-            run = self.core.runs.get(run_id)
-            if run is not None and run.revision == revision:
-                self.publications.unpublished.add(run_id)
-            return False
+            return self._keep_unpublished(run_id, revision)
         if self.core.published(run_id, revision):
             self.publications.unpublished.discard(run_id)
         return True
+
+    def _keep_unpublished(self, run_id: str, revision: int) -> bool:
+        """Mark the run's latest revision for publication on a later tick; False."""
+        run = self.core.runs.get(run_id)
+        if run is not None and run.revision == revision:
+            self.publications.unpublished.add(run_id)
+        return False
 
     async def _republish(self) -> None:
         """Publish again the decisions whose publication failed or a stop may have cut short

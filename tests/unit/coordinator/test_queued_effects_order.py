@@ -257,3 +257,28 @@ async def test_a_failure_notice_the_broker_refuses_is_sent_later(
     updates = [m for m in _of_run(producer, run.run_id) if m["topic"] == RUNS.name]
     assert updates and updates[-1]["state"] == RunState.FAILED.value
     assert not service._outbox and run.run_id not in service._answered
+
+
+async def test_a_decision_held_back_by_queued_answers_is_deferred_not_failed(
+    service: CoordinatorService,  # noqa: F811
+) -> None:
+    """While the run's answer effects wait in the queue (broker down), its decision is not
+    sent and is marked for a later tick; operators see a deferral, not a publish failure
+    with a traceback. Once the broker is back, the queue and then the decision go out."""
+    from structlog.testing import capture_logs
+
+    producer: FakeProducer = service.producer  # type: ignore[assignment]
+    producer.gate.set()
+    run, first = _first_revision(service)
+    producer.down = True
+    service._queue(run.run_id, [first[0]])
+    with capture_logs() as logs:
+        assert not await service._publish_decision(run.run_id, 1, first)
+    events = [e["event"] for e in logs]
+    assert "decision_publish_deferred" in events and "decision_publish_failed" not in events
+    assert run.run_id in service.publications.unpublished
+    assert not any(m.get("run_id") == run.run_id for m in producer.sent)
+    producer.down = False
+    service._retry_effects_at = 0.0  # the pause after the refused flush is over
+    assert await service._publish_decision(run.run_id, 1, first)
+    assert not service._outbox and run.run_id not in service._answered
