@@ -24,6 +24,7 @@ from protocols.fastlp import (
     lp_result,
     prepare_lp,
     reduced_outcome,
+    release_lp,
     solve_fast,
     solve_reduced,
     split_stacked,
@@ -313,9 +314,11 @@ class _ReducedBatch:
             queue.wait(job)
             status, values = lp_result(self.highs)
         except Exception:  # solved one by one, errors reported per problem
+            self.highs = None  # not reused: its state is unknown
             return self._alone()
-        finally:
-            self.highs = None
+        if status is SolveStatus.OPTIMAL:
+            release_lp(self.highs)
+        self.highs = None
         if status is SolveStatus.OPTIMAL and values is not None:
             return split_stacked(self.members, self.parts, values)
         if len(self.members) == 1:

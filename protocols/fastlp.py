@@ -21,7 +21,14 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from protocols.highs_lp import INF, LpArrays, column_values, new_highs, status_of
+from protocols.highs_lp import (
+    IDLE_DEVEX,
+    INF,
+    LpArrays,
+    column_values,
+    new_highs,
+    status_of,
+)
 from protocols.status import SolveStatus
 from protocols.tier_reduction import (
     TierReduction,
@@ -99,12 +106,24 @@ def run_lp(lp: LpArrays, time_limit_s: float) -> tuple[SolveStatus, npt.NDArray[
 
 
 def prepare_lp(lp: LpArrays, time_limit_s: float) -> highspy.Highs | None:
-    """A HiGHS instance holding the reduced LP ``lp``, ready to run (None: no columns)."""
+    """A HiGHS instance holding the reduced LP ``lp``, ready to run (None: no columns);
+    an idle instance of :data:`protocols.highs_lp.IDLE_DEVEX` if there is one (give it
+    back with :func:`release_lp` once its result is read)."""
     if lp.n_cols == 0:
         return None
-    h = new_highs(time_limit_s, devex=True)
-    lp.pass_to(h)
+    h = IDLE_DEVEX.take(time_limit_s)
+    try:
+        lp.pass_to(h)
+    except Exception:
+        IDLE_DEVEX.give_back(h)
+        raise
     return h
+
+
+def release_lp(h: highspy.Highs | None) -> None:
+    """Hand an instance of :func:`prepare_lp` back for reuse (its result read)."""
+    if h is not None:
+        IDLE_DEVEX.give_back(h)
 
 
 def lp_result(
