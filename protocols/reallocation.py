@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import TypeVar
 
@@ -364,54 +366,81 @@ _sha256 = hashlib.sha256
 def assign(
     mp: MaterialProblem, solution: TransportSolution
 ) -> tuple[list[TransferOrder], list[NeedFulfilment]]:
-    """Transfer orders and per-need fulfilment from a solution's flows.
+    """Transfer orders and per-need fulfilment from a solution's flows (see
+    :func:`assign_many`)."""
+    orders, fills, _ = assign_many([mp], [solution])
+    return orders, fills
 
-    Built as :func:`protocols.decisions.trusted` builds models (inlined here): every
-    field comes from already validated scenario data or from float conversions here,
-    and pydantic validation of ~20,000 orders would cost more than 100 ms at
-    200 x 100 (the invariants are checked on the decision afterwards). Order ids are
-    :func:`protocols.decisions.order_id` of (material, donor partner, donor site, need),
-    from the hashed prefix of each donor (the same bytes).
+
+def assign_many(
+    mps: Sequence[MaterialProblem], solutions: Sequence[TransportSolution]
+) -> tuple[list[TransferOrder], list[NeedFulfilment], list[int]]:
+    """Transfer orders and per-need fulfilment of several solved materials, material by
+    material (the same orders and fulfilments as one call per material), and where
+    each material's orders end in the list.
+
+    The array work (cleaning flows, picking the lanes that carry flow, rounding
+    quantities' costs and distances) runs once over all materials: per material it
+    cost about as much as making 20 orders.
+
+    Orders are built as :func:`protocols.decisions.trusted` builds models (inlined
+    here): every field comes from already validated scenario data or from float
+    conversions here, and pydantic validation of ~20,000 orders would cost more than
+    100 ms at 200 x 100 (the invariants are checked on the decision afterwards). Order
+    ids are :func:`protocols.decisions.order_id` of (material, donor partner, donor
+    site, need), from the hashed prefix of each donor (the same bytes).
 
     The orders of one call share one ``model_fields_set`` (all fields, as
-    ``model_construct`` would set them): one set per material instead of one per
-    order, half the objects the garbage collector scans after the run. Pydantic never
-    changes it in place (frozen models; ``model_copy`` copies it first, tested).
+    ``model_construct`` would set them): one set per call instead of one per order,
+    half the objects the garbage collector scans after the run. Pydantic never changes
+    it in place (frozen models; ``model_copy`` copies it first, tested).
     """
-    p = mp.problem
-    flows = clean_flows(solution.flows)
+    if not mps:
+        return [], [], []
+    problems = [mp.problem for mp in mps]
+    n_src = [len(p.sources) for p in problems]
+    n_snk = [len(p.sinks) for p in problems]
+    n_arc = np.array([p.n_arcs for p in problems], dtype=np.int64)
+    material_of_arc = np.repeat(np.arange(len(mps)), n_arc)
+    src_off = np.concatenate(([0], np.cumsum(n_src)))
+    snk_off = np.concatenate(([0], np.cumsum(n_snk)))
+    flows = clean_flows(_joined([s.flows for s in solutions], np.float64))
+    arc_src = _joined([p.arc_source for p in problems], np.int64) + src_off[material_of_arc]
+    arc_snk = _joined([p.arc_sink for p in problems], np.int64) + snk_off[material_of_arc]
     arcs = np.flatnonzero(flows > 0)
-    material_id, unit = mp.material_id, mp.unit
-    sources, sinks = p.sources, p.sinks
-    prefixes: dict[int, tuple[str, str, bytes]] = {}
+    sources = [src for p in problems for src in p.sources]
+    sinks = [snk for p in problems for snk in p.sinks]
+    first_source = src_off[:-1].tolist()
+    prefixes: dict[int, tuple[str, str, bytes, str, str]] = {}
     needs: dict[int, tuple[str, str, str, date, bytes]] = {}
     fields_set = set(_ORDER_FIELDS)
     orders: list[TransferOrder] = []
     append = orders.append
     cls = TransferOrder
     qty = flows[arcs]
-    # rounded as ``round`` rounds, a material's orders at once (protocols.rounding)
+    # rounded as ``round`` rounds, all materials' orders at once (protocols.rounding)
     for i, j, quantity, distance_km, cost in zip(
-        p.arc_source[arcs].tolist(),
-        p.arc_sink[arcs].tolist(),
+        arc_src[arcs].tolist(),
+        arc_snk[arcs].tolist(),
         qty.tolist(),
-        round_list(mp.distance[arcs], 3),
-        round_list(qty * p.arc_cost[arcs], ROUND),
+        round_list(_joined([mp.distance for mp in mps], np.float64)[arcs], 3),
+        round_list(qty * _joined([p.arc_cost for p in problems], np.float64)[arcs], ROUND),
         strict=True,
     ):
         donor = prefixes.get(i)
         if donor is None:
+            mp = mps[bisect_right(first_source, i) - 1]
             from_partner, from_site = sources[i][:2]
-            prefix = f"{material_id}|{from_partner}|{from_site}|".encode()
-            donor = prefixes[i] = (from_partner, from_site, prefix)
+            prefix = f"{mp.material_id}|{from_partner}|{from_site}|".encode()
+            donor = prefixes[i] = (from_partner, from_site, prefix, mp.material_id, mp.unit)
         need = needs.get(j)
         if need is None:
             need_id, to_partner, to_site, _, _, due = sinks[j]
             need = needs[j] = (need_id, to_partner, to_site, due, need_id.encode())
-        from_partner, from_site, prefix = donor
+        from_partner, from_site, prefix, material_id, unit = donor
         need_id, to_partner, to_site, due, need_bytes = need
         values = {
-            "order_id": "tr-" + _sha256(prefix + need_bytes).digest()[:10].hex(),
+            "order_id": "tr-" + _sha256(prefix + need_bytes).hexdigest()[:20],
             "material_id": material_id,
             "unit": unit,
             "from_partner": from_partner,
@@ -430,28 +459,44 @@ def assign(
         _set(order, "__pydantic_extra__", None)
         _set(order, "__pydantic_private__", None)
         append(order)
-    return orders, fulfilment_of(p, flows, material_id)
+    ends = np.cumsum(np.bincount(material_of_arc[arcs], minlength=len(mps))).tolist()
+    received = np.bincount(arc_snk, weights=flows, minlength=len(sinks))
+    items = list(chain.from_iterable(map(repeat, (mp.material_id for mp in mps), n_snk)))
+    return orders, _fulfilments(sinks, received, items), ends
+
+
+def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts).astype(dtype, copy=False)
 
 
 def fulfilment_of(
     p: TransportProblem, flows: npt.NDArray[np.float64], item: str
 ) -> list[NeedFulfilment]:
-    """Requested vs. delivered per need (sink) of a solved transport problem (one
-    ``model_fields_set`` for all, as in :func:`assign`)."""
-    received_sum = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks))
-    inflow = round_list(received_sum.astype(np.float64, copy=False), ROUND)
+    """Requested vs. delivered per need (sink) of a solved transport problem."""
+    received = np.bincount(p.arc_sink, weights=flows, minlength=len(p.sinks))
+    return _fulfilments(p.sinks, received, [item] * len(p.sinks))
+
+
+def _fulfilments(
+    sinks: Sequence[Sink], received: np.ndarray, items: list[str]
+) -> list[NeedFulfilment]:
+    """One fulfilment per sink (one ``model_fields_set`` for all, as in
+    :func:`assign_many`)."""
+    inflow = round_list(received.astype(np.float64, copy=False), ROUND)
     fields_set = set(_FULFILMENT_FIELDS)
     fills: list[NeedFulfilment] = []
     append = fills.append
     cls = NeedFulfilment
-    for (need_id, partner_id, _, demand, tier, _), received in zip(p.sinks, inflow, strict=True):
+    for (need_id, partner_id, _, demand, tier, _), got, item in zip(
+        sinks, inflow, items, strict=True
+    ):
         values = {
             "need_id": need_id,
             "partner_id": partner_id,
             "item": item,
             "tier": tier,
             "requested": demand,
-            "fulfilled": received,
+            "fulfilled": got,
         }
         fill = _new(cls)
         _set(fill, "__dict__", values)

@@ -165,6 +165,9 @@ def _solve(
                 start = time.perf_counter()
                 out.add_transport(problem, ctx, sol)
                 timings.extract_s += time.perf_counter() - start
+            start = time.perf_counter()
+            out.flush()
+            timings.extract_s += time.perf_counter() - start
     else:
         assert isinstance(opt, PurchasingParameters)
         start = time.perf_counter()
@@ -265,6 +268,24 @@ def _input_hashes(protocol: Protocol, snapshot: Scenario) -> tuple[str, str, byt
     return sha256(protocol.to_json_bytes()), sha256(snapshot_json), snapshot_json
 
 
+#: Solved materials whose orders are made in one :func:`reallocation.assign_many` call:
+#: its array work once for all of them (per material it cost about as much as 20
+#: orders; ~2 stacked LPs at 50 x 50, so extraction still follows the solver closely).
+EXTRACT_TOGETHER = 10
+
+
+def _group_outcome(problem: TransportProblem, sol: TransportSolution) -> GroupOutcome:
+    return GroupOutcome(
+        group=problem.group,
+        status=sol.status,
+        method=sol.method,
+        explanation=sol.explanation,
+        conflicting_rules=[
+            problem.vocabulary.family(f, problem.options.min_fill) for f in sol.conflicting
+        ],
+    )
+
+
 @dataclass
 class _Outcome:
     """Orders, fulfilment and group outcomes collected problem by problem."""
@@ -275,6 +296,10 @@ class _Outcome:
     fulfilment: list[NeedFulfilment] = field(default_factory=list)
     groups: list[GroupOutcome] = field(default_factory=list)
     total_cost: float = 0.0
+    # solved materials whose orders are made together (reallocation.assign_many)
+    pending: list[tuple[reallocation.MaterialProblem, TransportSolution]] = field(
+        default_factory=list
+    )
 
     def add_transport(
         self,
@@ -282,25 +307,34 @@ class _Outcome:
         ctx: reallocation.MaterialProblem | capacity.CapabilityProblem,
         sol: TransportSolution,
     ) -> None:
-        self.groups.append(
-            GroupOutcome(
-                group=problem.group,
-                status=sol.status,
-                method=sol.method,
-                explanation=sol.explanation,
-                conflicting_rules=[
-                    problem.vocabulary.family(f, problem.options.min_fill) for f in sol.conflicting
-                ],
-            )
-        )
+        """Add a solved problem; a material's orders may wait for :meth:`flush`."""
         if isinstance(ctx, reallocation.MaterialProblem):
-            orders, fills = reallocation.assign(ctx, sol)
-            self.transfers += orders
-            self.total_cost += sum(map(_COST, orders))
-        else:
-            cap_orders, fills = capacity.assign(ctx, sol)
-            self.assignments += cap_orders
-            self.total_cost += sum(map(_COST, cap_orders))
+            self.pending.append((ctx, sol))
+            if len(self.pending) >= EXTRACT_TOGETHER:
+                self.flush()
+            return
+        self.flush()
+        self.groups.append(_group_outcome(problem, sol))
+        cap_orders, fills = capacity.assign(ctx, sol)
+        self.assignments += cap_orders
+        self.total_cost += sum(map(_COST, cap_orders))
+        self.fulfilment += fills
+
+    def flush(self) -> None:
+        """Make the orders of the materials added since the last flush, in their order
+        (the same orders, fulfilments and total cost as one material at a time)."""
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        orders, fills, ends = reallocation.assign_many(
+            [ctx for ctx, _ in batch], [sol for _, sol in batch]
+        )
+        begin = 0
+        for (ctx, sol), end in zip(batch, ends, strict=True):
+            self.groups.append(_group_outcome(ctx.problem, sol))
+            self.total_cost += sum(map(_COST, orders[begin:end]))
+            begin = end
+        self.transfers += orders
         self.fulfilment += fills
 
     def add_pool(
