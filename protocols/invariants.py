@@ -35,6 +35,7 @@ _ON_HAND = attrgetter("on_hand")
 _SAFETY_STOCK = attrgetter("safety_stock")
 _FIRST = itemgetter(0)  # Source.partner_id, Sink.need_id
 _SECOND = itemgetter(1)  # Source.site_id
+_THIRD = itemgetter(2)  # material of a donor key
 
 
 def _tol(value: float) -> float:
@@ -135,8 +136,7 @@ def check_donors(
     on_hand[slot[found]] = np.fromiter(map(_ON_HAND, held), np.float64, len(held))
     safety[slot[found]] = np.fromiter(map(_SAFETY_STOCK, held), np.float64, len(held))
     missing[slot[found]] = False
-    shares = reallocation.ShareTable(scenario)
-    share = np.array([shares.share(key[0], key[2]) for key in keys])
+    share = _donor_shares(reallocation.ShareTable(scenario), keys)
     cap = share * np.maximum(0.0, on_hand - safety)
     over_share = qty > cap + TOL * np.maximum(1.0, np.abs(cap))
     below_safety = on_hand - qty < safety - TOL * np.maximum(1.0, np.abs(safety))
@@ -154,6 +154,20 @@ def check_donors(
         if below_safety[k]:
             problems.append(f"supply: {'/'.join(key)} would fall below safety stock")
     return problems
+
+
+def _donor_shares(
+    shares: reallocation.ShareTable, keys: list[tuple[str, str, str]]
+) -> npt.NDArray[np.float64]:
+    """``ShareTable.share(partner, material)`` of each (partner, site, material) donor,
+    looked up with ``map`` (no Python frame per donor)."""
+    partners = list(map(_FIRST, keys))
+    share = np.fromiter(map(shares.by_partner.get, partners, repeat(0.0)), np.float64, len(keys))
+    if shares.by_partner_material:
+        by_material = shares.by_partner_material.get
+        named = zip(partners, map(_THIRD, keys), strict=True)
+        share = np.maximum(share, np.fromiter(map(by_material, named, repeat(0.0)), np.float64))
+    return share
 
 
 def check_receivers(decision: Decision, sums: OrderSums | None = None) -> list[str]:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from protocols.generate import generate_scenario, generate_scenario_data
-from protocols.invariants import check_tier_priority
+from protocols.invariants import check_donors, check_tier_priority
 from protocols.reallocation import ShareTable, build_problems, donor_share
 from protocols.run import solve
 from protocols.status import SolveStatus
@@ -164,3 +164,45 @@ def test_block_diagonal_of_slices_is_the_stacked_lp():
     for name in whole.__dataclass_fields__:
         a, b = getattr(whole, name), getattr(joined, name)
         assert a.dtype == b.dtype and np.array_equal(a, b), name
+
+
+def test_donor_check_uses_material_specific_shares():
+    """Every donor's cap in the check is the reference share x surplus, with agreements
+    per material next to partner-wide ones; giving just over a cap is flagged."""
+    data = generate_scenario_data(12, 5, seed=4, capacity=False, purchasing=False)
+    agreements = data["agreements"]["surplus_sharing"]
+    agreements[0]["materials"] = ["M0001", "M0003"]
+    agreements.append(
+        {"partner_id": agreements[0]["partner_id"], "share": 0.95, "materials": ["M0003"]}
+    )
+    agreements.append({"partner_id": agreements[1]["partner_id"], "share": 1.0, "materials": []})
+    del agreements[2]
+    sc = parse_scenario(data, "<test>")
+    r = solve(protocol(), sc)
+    assert r.violations == []
+    d = r.decision
+    given: dict[tuple[str, str, str], float] = {}
+    for t in d.transfers:
+        key = (t.from_partner, t.from_site, t.material_id)
+        given[key] = given.get(key, 0.0) + t.quantity
+    positions = {(p.partner_id, p.site_id, p.material_id): p for p in sc.positions}
+    for n, (key, amount) in enumerate(sorted(given.items())):
+        pos = positions[key]
+        cap = donor_share(sc, key[0], key[2]) * max(0.0, pos.on_hand - pos.safety_stock)
+        first = next(
+            k
+            for k, t in enumerate(d.transfers)
+            if (t.from_partner, t.from_site, t.material_id) == key
+        )
+        over = d.transfers[first].quantity + cap - amount + 1e-3 * max(1.0, cap)
+        bad = d.model_copy(
+            update={
+                "transfers": [
+                    *d.transfers[:first],
+                    d.transfers[first].model_copy(update={"quantity": over}),
+                    *d.transfers[first + 1 :],
+                ]
+            }
+        )
+        problems = check_donors(sc, bad)
+        assert any(p.startswith(f"supply: {'/'.join(key)} gives") for p in problems), (n, key)
