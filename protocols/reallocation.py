@@ -408,8 +408,8 @@ def assign_many(
     arc_src = _joined([p.arc_source for p in problems], np.int64) + src_off[material_of_arc]
     arc_snk = _joined([p.arc_sink for p in problems], np.int64) + snk_off[material_of_arc]
     arcs = np.flatnonzero(flows > 0)
-    sources = [src for p in problems for src in p.sources]
-    sinks = [snk for p in problems for snk in p.sinks]
+    sources = list(chain.from_iterable(p.sources for p in problems))
+    sinks = list(chain.from_iterable(p.sinks for p in problems))
     first_source = src_off[:-1].tolist()
     prefixes: dict[int, tuple[str, str, bytes, str, str]] = {}
     needs: dict[int, tuple[str, str, str, date, bytes]] = {}
