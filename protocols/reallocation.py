@@ -439,19 +439,19 @@ def assign_many(
             need = needs[j] = (need_id, to_partner, to_site, due, need_id.encode())
         from_partner, from_site, prefix, material_id, unit = donor
         need_id, to_partner, to_site, due, need_bytes = need
-        values = {
-            "order_id": "tr-" + _sha256(prefix + need_bytes).hexdigest()[:20],
-            "material_id": material_id,
-            "unit": unit,
+        values = {  # keys sorted: see protocols.decisions.presorted_list_json
+            "cost": cost,
+            "distance_km": distance_km,
+            "due": due,
             "from_partner": from_partner,
             "from_site": from_site,
+            "material_id": material_id,
+            "need_id": need_id,
+            "order_id": "tr-" + _sha256(prefix + need_bytes).hexdigest()[:20],
+            "quantity": quantity,
             "to_partner": to_partner,
             "to_site": to_site,
-            "quantity": quantity,
-            "due": due,
-            "need_id": need_id,
-            "distance_km": distance_km,
-            "cost": cost,
+            "unit": unit,
         }
         order = _new(cls)
         _set(order, "__dict__", values)
@@ -490,13 +490,13 @@ def _fulfilments(
     for (need_id, partner_id, _, demand, tier, _), got, item in zip(
         sinks, inflow, items, strict=True
     ):
-        values = {
+        values = {  # keys sorted: see protocols.decisions.presorted_list_json
+            "fulfilled": got,
+            "item": item,
             "need_id": need_id,
             "partner_id": partner_id,
-            "item": item,
-            "tier": tier,
             "requested": demand,
-            "fulfilled": got,
+            "tier": tier,
         }
         fill = _new(cls)
         _set(fill, "__dict__", values)

@@ -22,6 +22,8 @@ from protocols.decisions import (
     NeedFulfilment,
     PurchaseShare,
     TransferOrder,
+    join_lists_json,
+    presorted_list_json,
 )
 from protocols.dispatch import Solving
 from protocols.gc_pause import gc_paused
@@ -231,7 +233,7 @@ def _solve(
             "mip_gap": choice.mip_gap,
         },
         fast_path=use_fast_path,
-        decision_hash=decision.content_hash(),
+        decision_hash=decision.content_hash_with(out.serialised(decision)),
         status=decision.status,
     )
     timings.record_s += time.perf_counter() - start
@@ -274,6 +276,16 @@ def _input_hashes(protocol: Protocol, snapshot: Scenario) -> tuple[str, str, byt
 EXTRACT_TOGETHER = 10
 
 
+def _with_json(
+    parts: list[bytes] | None, models: list[TransferOrder] | list[NeedFulfilment]
+) -> list[bytes] | None:
+    data = None if parts is None else presorted_list_json(models)
+    if parts is None or data is None:
+        return None
+    parts.append(data)
+    return parts
+
+
 def _group_outcome(problem: TransportProblem, sol: TransportSolution) -> GroupOutcome:
     return GroupOutcome(
         group=problem.group,
@@ -300,6 +312,10 @@ class _Outcome:
     pending: list[tuple[reallocation.MaterialProblem, TransportSolution]] = field(
         default_factory=list
     )
+    # canonical JSON of the transfers and fulfilments, made batch by batch while later
+    # problems are solved (for the decision hash; None: some were not serialised)
+    transfers_json: list[bytes] | None = field(default_factory=list)
+    fulfilment_json: list[bytes] | None = field(default_factory=list)
 
     def add_transport(
         self,
@@ -315,6 +331,7 @@ class _Outcome:
             return
         self.flush()
         self.groups.append(_group_outcome(problem, sol))
+        self.fulfilment_json = None
         cap_orders, fills = capacity.assign(ctx, sol)
         self.assignments += cap_orders
         self.total_cost += sum(map(_COST, cap_orders))
@@ -336,6 +353,20 @@ class _Outcome:
             begin = end
         self.transfers += orders
         self.fulfilment += fills
+        self.transfers_json = _with_json(self.transfers_json, orders)
+        self.fulfilment_json = _with_json(self.fulfilment_json, fills)
+
+    def serialised(self, decision: Decision) -> dict[str, bytes]:
+        """The canonical JSON of the decision's transfers and fulfilments made so far,
+        for those lists that hold exactly what was serialised."""
+        result = {}
+        for name, parts, made in (
+            ("transfers", self.transfers_json, self.transfers),
+            ("fulfilment", self.fulfilment_json, self.fulfilment),
+        ):
+            if parts is not None and len(getattr(decision, name)) == len(made):
+                result[name] = join_lists_json(parts)
+        return result
 
     def add_pool(
         self, pool: purchasing.PoolProblem, psol: purchasing.PoolSolution, choice: SolverChoice
@@ -350,6 +381,7 @@ class _Outcome:
             )
         )
         self.shares += psol.shares
+        self.fulfilment_json = None
         self.fulfilment += purchasing.fulfilment(pool, psol)
         self.total_cost += sum(s.cost_pooled for s in psol.shares)
 

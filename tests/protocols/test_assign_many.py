@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
+import orjson
+import pytest
 
+from protocols.decisions import TransferOrder, join_lists_json, presorted_list_json
 from protocols.dispatch import solve_transports
 from protocols.generate import generate_scenario
+from protocols.loader import load_library
 from protocols.reallocation import MaterialProblem, assign, assign_many, build_problems
-from protocols.run import solver_choice
+from protocols.run import solve, solver_choice
 from protocols.transport import TransportSolution
 from schemas.protocol import ReallocationParameters
 from tests.protocols.helpers import protocol
@@ -59,3 +64,45 @@ def test_assign_many_equals_one_material_at_a_time() -> None:
 
 def test_nothing_to_assign() -> None:
     assert assign_many([], []) == ([], [], [])
+
+
+def test_field_dicts_are_sorted_and_serialise_as_the_canonical_json() -> None:
+    orders, fills, _ = assign_many(mps, solved)
+    for model in [*orders, *fills]:
+        assert list(vars(model)) == sorted(vars(model))
+    half = len(orders) // 2
+    parts = [
+        presorted_list_json(orders[:half]),
+        presorted_list_json([]),
+        presorted_list_json(orders[half:]),
+    ]
+    assert all(p is not None for p in parts)
+    joined = join_lists_json([p for p in parts if p is not None])
+    assert joined == orjson.dumps(
+        [o.model_dump(mode="json") for o in orders], option=orjson.OPT_SORT_KEYS
+    )
+    # a list whose first dict is in field order is refused (serialised the usual way)
+    assert presorted_list_json([TransferOrder.model_validate(orders[0].model_dump())]) is None
+
+
+@pytest.mark.parametrize(
+    "library_id",
+    [
+        "bulk-material-reallocation",
+        "packs-material-reallocation",
+        "hospital-material-reallocation",
+        "capacity-sharing",
+        "joint-purchasing",
+    ],
+)
+def test_the_recorded_decision_hash_is_the_hash_of_the_canonical_json(library_id: str) -> None:
+    proto = load_library().protocols[library_id]
+    sc = generate_scenario(30, 24, seed=3)
+    result = solve(proto, sc)
+    assert (
+        result.decision.transfers
+        or result.decision.capacity_assignments
+        or (result.decision.purchase_shares)
+    )
+    expected = hashlib.sha256(result.decision.canonical_json()).hexdigest()
+    assert result.record.decision_hash == expected
