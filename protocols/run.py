@@ -279,11 +279,11 @@ EXTRACT_TOGETHER = 10
 def _with_json(
     parts: list[bytes] | None, models: list[TransferOrder] | list[NeedFulfilment]
 ) -> list[bytes] | None:
-    data = None if parts is None else presorted_list_json(models)
-    if parts is None or data is None:
-        return None
-    parts.append(data)
-    return parts
+    """``parts`` with the JSON of ``models`` added (None once a list could not be)."""
+    if parts is not None and (data := presorted_list_json(models)) is not None:
+        parts.append(data)
+        return parts
+    return None
 
 
 def _group_outcome(problem: TransportProblem, sol: TransportSolution) -> GroupOutcome:
