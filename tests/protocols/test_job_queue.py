@@ -41,3 +41,34 @@ def test_errors_reach_the_caller_and_close_cancels_pending_jobs():
         pending.result()
     with pytest.raises(RuntimeError, match="closed"):
         queue.submit(lambda: 2)
+
+
+def test_background_threads_are_reused_by_later_queues():
+    """A later queue runs in a thread of an earlier, closed one (HiGHS sets up its
+    scheduler once per thread): at most one thread is ever started here, none if an
+    earlier test left idle ones; close() waits for the thread to leave the queue."""
+
+    def solver_threads() -> set[int | None]:
+        return {t.ident for t in threading.enumerate() if t.name == "verbund-solver"}
+
+    before = solver_threads()
+    ran_in: list[int] = []
+    for _ in range(3):
+        queue: JobQueue[int] = JobQueue(1)
+        started = threading.Event()
+        release = threading.Event()
+
+        def job() -> int:
+            ran_in.append(threading.get_ident())
+            started.set()
+            release.wait(5)
+            return 1
+
+        running = queue.submit(job)
+        assert started.wait(5)  # taken by the background thread, not by a caller
+        release.set()
+        queue.close()
+        assert running.done()
+    started_here = solver_threads() - before
+    assert len(started_here) == (0 if before else 1)
+    assert set(ran_in) <= before | started_here
