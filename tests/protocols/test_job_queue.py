@@ -58,7 +58,7 @@ def test_background_threads_are_reused_by_later_queues():
         started = threading.Event()
         release = threading.Event()
 
-        def job() -> int:
+        def job(started: threading.Event = started, release: threading.Event = release) -> int:
             ran_in.append(threading.get_ident())
             started.set()
             release.wait(5)
