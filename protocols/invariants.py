@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import attrgetter, itemgetter
@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protocols import capacity, reallocation
-from protocols.decisions import Decision
+from protocols.decisions import CapacityAssignment, Decision, NeedFulfilment, TransferOrder
 from schemas.protocol import CapacityParameters, ReallocationParameters, Scope
 from schemas.scenario import Scenario
 
@@ -65,19 +65,26 @@ class OrderSums:
 
     @classmethod
     def of(cls, decision: Decision) -> OrderSums:
+        return cls.of_lists(decision.transfers, decision.fulfilment, decision.capacity_assignments)
+
+    @classmethod
+    def of_lists(
+        cls,
+        transfers: Sequence[TransferOrder],
+        fills: Sequence[NeedFulfilment],
+        assigned: Sequence[CapacityAssignment] = (),
+    ) -> OrderSums:
+        """The sums of these orders and fulfilment entries (a decision's, or a part)."""
         # Columns are read with attrgetter/map (no Python bytecode per order).
-        fills = decision.fulfilment
         n_fills = len(fills)
         need_index = dict(zip(map(_NEED_ID, fills), range(n_fills), strict=True))  # last wins
         tier = np.fromiter(map(_TIER, fills), np.int64, n_fills)
-        transfers = decision.transfers
         n_transfers = len(transfers)
         keys = list(map(_DONOR, transfers))
         donor_index = dict.fromkeys(keys, 0)  # distinct donors in order of appearance
         for k, key in enumerate(donor_index):
             donor_index[key] = k
         donor = np.fromiter(map(donor_index.__getitem__, keys), np.int64, n_transfers)
-        assigned = decision.capacity_assignments
         need_ids = list(map(_NEED_ID, transfers)) + list(map(_NEED_ID, assigned))
         amount = np.fromiter(
             chain(map(_QUANTITY, transfers), map(_HOURS, assigned)), np.float64, len(need_ids)
@@ -114,29 +121,51 @@ class OrderSums:
         return short > TOL * np.maximum(1.0, np.abs(self.requested))
 
 
+@dataclass(frozen=True)
+class Stock:
+    """Each stock position's on-hand and safety stock by (partner, site, material), and
+    the agreed shares: what the supply check needs of a snapshot, indexed once."""
+
+    index: dict[tuple[str, str, str], int]  # the last position of a key wins
+    on_hand: npt.NDArray[np.float64]  # per position, then 0.0 for keys without one
+    safety: npt.NDArray[np.float64]
+    shares: reallocation.ShareTable
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> Stock:
+        positions = scenario.positions
+        n = len(positions)
+        return cls(
+            index=dict(zip(map(_POSITION, positions), range(n), strict=True)),
+            on_hand=np.fromiter(chain(map(_ON_HAND, positions), (0.0,)), np.float64, n + 1),
+            safety=np.fromiter(chain(map(_SAFETY_STOCK, positions), (0.0,)), np.float64, n + 1),
+            shares=reallocation.ShareTable(scenario),
+        )
+
+    def slots(self, keys: list[tuple[str, str, str]]) -> npt.NDArray[np.int64]:
+        """The position of each key (the last slot, 0.0 stock, for keys without one)."""
+        none = len(self.on_hand) - 1
+        return np.fromiter(map(self.index.get, keys, repeat(none)), np.int64, len(keys))
+
+
 def check_donors(
     scenario: Scenario, decision: Decision, sums: OrderSums | None = None
 ) -> list[str]:
     """supply: no donor below safety stock, none above its agreed share of surplus."""
     sums = sums or OrderSums.of(decision)
+    return [problem for _, problem in donor_violations(Stock.of(scenario), sums)]
+
+
+def donor_violations(stock: Stock, sums: OrderSums) -> list[tuple[tuple[str, str, str], str]]:
+    """The supply violations of :func:`check_donors`, each with its donor key, in key
+    order."""
     keys, qty = sums.donors, sums.given
     if not keys:
         return []
-    positions = scenario.positions
-    slot = np.fromiter(
-        map(sums.donor_index.get, map(_POSITION, positions), repeat(-1)),
-        np.int64,
-        len(positions),
-    )
-    found = np.flatnonzero(slot >= 0)
-    held = [positions[k] for k in found.tolist()]
-    on_hand = np.zeros(len(keys))
-    safety = np.zeros(len(keys))
-    missing = np.ones(len(keys), dtype=np.bool_)
-    on_hand[slot[found]] = np.fromiter(map(_ON_HAND, held), np.float64, len(held))
-    safety[slot[found]] = np.fromiter(map(_SAFETY_STOCK, held), np.float64, len(held))
-    missing[slot[found]] = False
-    share = _donor_shares(reallocation.ShareTable(scenario), keys)
+    slot = stock.slots(keys)
+    missing = slot == len(stock.on_hand) - 1
+    on_hand, safety = stock.on_hand[slot], stock.safety[slot]
+    share = _donor_shares(stock.shares, keys)
     cap = share * np.maximum(0.0, on_hand - safety)
     over_share = qty > cap + TOL * np.maximum(1.0, np.abs(cap))
     below_safety = on_hand - qty < safety - TOL * np.maximum(1.0, np.abs(safety))
@@ -145,14 +174,14 @@ def check_donors(
     for k in sorted(bad, key=keys.__getitem__):  # violations in key order
         key, amount = keys[k], float(qty[k])
         if missing[k]:
-            problems.append(f"supply: {key} gives {amount:g} without a stock position")
+            problems.append((key, f"supply: {key} gives {amount:g} without a stock position"))
             continue
         if over_share[k]:
             problems.append(
-                f"supply: {'/'.join(key)} gives {amount:g} > agreed share {float(cap[k]):g}"
+                (key, f"supply: {'/'.join(key)} gives {amount:g} > agreed share {float(cap[k]):g}")
             )
         if below_safety[k]:
-            problems.append(f"supply: {'/'.join(key)} would fall below safety stock")
+            problems.append((key, f"supply: {'/'.join(key)} would fall below safety stock"))
     return problems
 
 
@@ -172,10 +201,13 @@ def _donor_shares(
 
 def check_receivers(decision: Decision, sums: OrderSums | None = None) -> list[str]:
     """demand: nobody receives more than its need."""
-    sums = sums or OrderSums.of(decision)
+    return receiver_violations(decision.fulfilment, sums or OrderSums.of(decision))
+
+
+def receiver_violations(fills: Sequence[NeedFulfilment], sums: OrderSums) -> list[str]:
+    """:func:`check_receivers` of fulfilment entries and their sums."""
     requested = sums.requested
     over = sums.fulfilled > requested + TOL * np.maximum(1.0, np.abs(requested))
-    fills = decision.fulfilment
     return [
         f"demand: need {f.need_id} gets {f.fulfilled:g} > {f.requested:g}"
         for f in (fills[k] for k in np.flatnonzero(over).tolist())
@@ -183,21 +215,27 @@ def check_receivers(decision: Decision, sums: OrderSums | None = None) -> list[s
 
 
 def check_conservation(decision: Decision, sums: OrderSums | None = None) -> list[str]:
-    """What leaves donors arrives at needs, need by need and in total."""
+    """What leaves donors arrives at needs, need by need and in total (bought quantities
+    are not delivered by orders: with purchase shares only orders for unknown needs are
+    checked)."""
     sums = sums or OrderSums.of(decision)
-    problems = []
-    if not decision.purchase_shares:
-        fills = decision.fulfilment
-        got, fulfilled = sums.received, sums.fulfilled
-        off = np.abs(got - fulfilled) > TOL * np.maximum(1.0, np.abs(fulfilled))
-        for k in np.nonzero(off)[0].tolist():
-            f = fills[k]
-            problems.append(
-                f"conservation: need {f.need_id} fulfilled {f.fulfilled:g} "
-                f"but orders deliver {got[k]:g}"
-            )
-    problems += [f"conservation: orders for unknown need {n}" for n in sums.unknown]
-    return problems
+    problems = [] if decision.purchase_shares else delivery_violations(decision.fulfilment, sums)
+    return problems + unknown_need_violations(sums.unknown)
+
+
+def delivery_violations(fills: Sequence[NeedFulfilment], sums: OrderSums) -> list[str]:
+    """Fulfilment entries whose orders deliver another quantity than they say."""
+    got, fulfilled = sums.received, sums.fulfilled
+    off = np.abs(got - fulfilled) > TOL * np.maximum(1.0, np.abs(fulfilled))
+    return [
+        f"conservation: need {fills[k].need_id} fulfilled {fills[k].fulfilled:g} "
+        f"but orders deliver {got[k]:g}"
+        for k in np.nonzero(off)[0].tolist()
+    ]
+
+
+def unknown_need_violations(need_ids: Iterable[str]) -> list[str]:
+    return [f"conservation: orders for unknown need {n}" for n in need_ids]
 
 
 def check_tier_priority(
@@ -217,13 +255,30 @@ def check_tier_priority(
     ``material_problems``: the run's material problems (rebuilt from the scenario if
     omitted). Linear in lanes + transfers (numpy over the lanes of all materials at once).
     """
-    if params.min_fill or params.fairness or params.whole_units or params.pack_sizes:
-        return []  # extra hard rules or fairness can legitimately block local exchanges
-    if params.min_shipments:
+    if not tier_priority_applies(params):
         return []
     if material_problems is None:
         material_problems = reallocation.build_problems(scenario, params, scope)
-    sums = sums or OrderSums.of(decision)
+    return tier_violations(material_problems, sums or OrderSums.of(decision))
+
+
+def tier_priority_applies(params: ReallocationParameters) -> bool:
+    """Whether :func:`check_tier_priority` checks anything: extra hard rules or fairness
+    can legitimately block local exchanges."""
+    return not (
+        params.min_fill
+        or params.fairness
+        or params.whole_units
+        or params.pack_sizes
+        or params.min_shipments
+    )
+
+
+def tier_violations(
+    material_problems: Sequence[reallocation.MaterialProblem], sums: OrderSums
+) -> list[str]:
+    """:func:`check_tier_priority` of these materials' problems and the sums of their
+    orders and fulfilment entries."""
     # Sources and sinks of every material in one numbering (offsets per material).
     donor_index, need_index = sums.donor_index, sums.need_index
     donor: list[int] = []  # per source: its donor in ``sums`` (-1: gives nothing)

@@ -15,6 +15,7 @@ from operator import attrgetter
 from pydantic import BaseModel, ConfigDict
 
 from protocols import capacity, purchasing, reallocation
+from protocols.batch_checks import BatchChecks
 from protocols.decisions import (
     CapacityAssignment,
     Decision,
@@ -73,11 +74,12 @@ class Timings:
     build_s: float = 0.0
     solve_s: float = 0.0
     extract_s: float = 0.0
-    invariants_s: float = 0.0
+    invariants_s: float = 0.0  # batches checked during the extraction included
     record_s: float = 0.0  # content hashes of protocol, snapshot and decision
     # wall time from the call to the finished decision (model build + solve +
-    # extraction, with the input hashes made meanwhile), before the invariant checks
-    # and the record; not part of ``total_s``
+    # extraction, with the input hashes and the checks of batches of orders made
+    # meanwhile), before the final invariant checks and the record; not part of
+    # ``total_s``
     decision_s: float = 0.0
 
     @property
@@ -135,7 +137,8 @@ def _solve(
     choice = solver_choice(protocol, solver)
     opt = protocol.optimization
     timings = Timings()
-    out = _Outcome()
+    checks = BatchChecks(snapshot, opt) if isinstance(opt, ReallocationParameters) else None
+    out = _Outcome(checks=checks)
     hashes: tuple[str, str, bytes] | None = None
     problems: list[
         tuple[TransportProblem, reallocation.MaterialProblem | capacity.CapabilityProblem]
@@ -204,11 +207,16 @@ def _solve(
     timings.extract_s += done - start
     timings.decision_s = done - called
     start = time.perf_counter()
-    material_problems = [
-        ctx for _, ctx in problems if isinstance(ctx, reallocation.MaterialProblem)
-    ]
-    violations = check_decision(snapshot, opt, protocol.scope, decision, material_problems)
+    violations = None if checks is None else checks.result(decision)
+    if violations is None:
+        material_problems = [
+            ctx for _, ctx in problems if isinstance(ctx, reallocation.MaterialProblem)
+        ]
+        violations = check_decision(snapshot, opt, protocol.scope, decision, material_problems)
     timings.invariants_s = time.perf_counter() - start
+    if checks is not None:  # batches checked during the extraction
+        timings.invariants_s += checks.seconds
+        timings.extract_s -= checks.seconds
     if violations:
         decision = decision.model_copy(
             update={
@@ -316,6 +324,8 @@ class _Outcome:
     # problems are solved (for the decision hash; None: some were not serialised)
     transfers_json: list[bytes] | None = field(default_factory=list)
     fulfilment_json: list[bytes] | None = field(default_factory=list)
+    # checks each batch of material orders as it is made (None: checked at the end)
+    checks: BatchChecks | None = None
 
     def add_transport(
         self,
@@ -355,6 +365,8 @@ class _Outcome:
         self.fulfilment += fills
         self.transfers_json = _with_json(self.transfers_json, orders)
         self.fulfilment_json = _with_json(self.fulfilment_json, fills)
+        if self.checks is not None:
+            self.checks.add([ctx for ctx, _ in batch], orders, fills)
 
     def serialised(self, decision: Decision) -> dict[str, bytes]:
         """The canonical JSON of the decision's transfers and fulfilments made so far,
