@@ -211,6 +211,11 @@ class Solving:
         for position, i in enumerate(batch.indices):
             self._jobs[i] = (queued, position, batch)
 
+    def waits_for_solver(self, i: int) -> bool:
+        """Whether the ``i``-th solution would now have to wait for an unfinished job."""
+        queued = self._jobs.get(i)
+        return queued is not None and not queued[0].done()
+
     def __enter__(self) -> Solving:
         return self
 

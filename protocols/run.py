@@ -163,7 +163,11 @@ def _solve(
             hashes = _input_hashes(protocol, snapshot)
             timings.record_s += time.perf_counter() - start
             solutions = iter(solving)
-            for problem, ctx in problems:
+            for k, (problem, ctx) in enumerate(problems):
+                start = time.perf_counter()
+                if out.pending and solving.waits_for_solver(k):
+                    out.flush()  # the orders made so far, instead of waiting idle
+                timings.extract_s += time.perf_counter() - start
                 start = time.perf_counter()
                 sol = next(solutions)
                 timings.solve_s += time.perf_counter() - start
@@ -281,6 +285,9 @@ def _input_hashes(protocol: Protocol, snapshot: Scenario) -> tuple[str, str, byt
 #: Solved materials whose orders are made in one :func:`reallocation.assign_many` call:
 #: its array work once for all of them (per material it cost about as much as 20
 #: orders; ~2 stacked LPs at 50 x 50, so extraction still follows the solver closely).
+#: Fewer when the next solution is not ready yet: the orders pending are made (and
+#: checked) instead of waiting, so fewer are left for after the last stack (paired at
+#: 50 x 50, five runs of 60-120 alternating solves: 0-1.7 ms less, median ~1 ms).
 EXTRACT_TOGETHER = 10
 
 

@@ -9,8 +9,9 @@ import numpy as np
 import orjson
 import pytest
 
+from protocols import reallocation
 from protocols.decisions import TransferOrder, join_lists_json, presorted_list_json
-from protocols.dispatch import solve_transports
+from protocols.dispatch import Solving, solve_transports
 from protocols.generate import generate_scenario
 from protocols.loader import load_library
 from protocols.reallocation import MaterialProblem, assign, assign_many, build_problems
@@ -106,3 +107,35 @@ def test_the_recorded_decision_hash_is_the_hash_of_the_canonical_json(library_id
     )
     expected = hashlib.sha256(result.decision.canonical_json()).hexdigest()
     assert result.record.decision_hash == expected
+
+
+@pytest.mark.parametrize(
+    "library_id", ["bulk-material-reallocation", "hospital-material-reallocation"]
+)
+def test_the_decision_does_not_depend_on_when_pending_orders_are_made(
+    library_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Orders are made in groups of up to EXTRACT_TOGETHER materials, or earlier when
+    the next solution is not ready: the same decision, record hash and checks."""
+    proto = load_library().protocols[library_id]
+    sc = generate_scenario(30, 24, seed=5, capacity=False, purchasing=False)
+    made = reallocation.assign_many
+    calls: list[int] = []
+
+    def counted(mps, sols):
+        calls.append(len(mps))
+        return made(mps, sols)
+
+    monkeypatch.setattr(reallocation, "assign_many", counted)
+    results, batches = [], []
+    for waits in (False, True):  # never flushed early / flushed before every material
+        monkeypatch.setattr(Solving, "waits_for_solver", lambda self, i, w=waits: w)
+        calls.clear()
+        results.append(solve(proto, sc))
+        batches.append(list(calls))
+    grouped, one_by_one = results
+    assert max(batches[0]) > 1 and set(batches[1]) == {1}
+    assert len(grouped.decision.transfers) > 20
+    assert grouped.decision == one_by_one.decision
+    assert grouped.record.decision_hash == one_by_one.record.decision_hash
+    assert grouped.violations == one_by_one.violations == []
