@@ -261,3 +261,23 @@ def test_order_sums_and_unmet_per_tier_equal_plain_loops():
     assert found == [
         f"conservation: need {t.need_id} fulfilled 0 but orders deliver {received[t.need_id]:g}"
     ]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_positions_below_safety_stock_are_needs_only_if_the_protocol_says_so(fast):
+    # "low" holds 10 of a safety stock of 40: a shortfall of 30 (tier of its partner)
+    sc = scenario(
+        [("donor", 200, 50, 1.0, 10.0), ("low", 10, 40, 1.0, 10.4)], [("hosp", 1, 80, 10.5)]
+    )
+    plain = solve(protocol(), sc, use_fast_path=fast)
+    assert _got(plain, "low") == 0.0
+    assert [f.need_id for f in plain.decision.fulfilment] == ["need-hosp"]
+    with_shortfalls = solve(protocol(include_position_shortfalls=True), sc, use_fast_path=fast)
+    assert with_shortfalls.decision.status is SolveStatus.OPTIMAL
+    assert with_shortfalls.violations == []
+    fills = {f.need_id: f for f in with_shortfalls.decision.fulfilment}
+    assert set(fills) == {"need-hosp", "shortfall-low-s-MAT"}
+    assert fills["shortfall-low-s-MAT"].requested == pytest.approx(30)
+    assert fills["shortfall-low-s-MAT"].fulfilled == pytest.approx(30)
+    assert _got(with_shortfalls, "low") == pytest.approx(30)
+    assert _given(with_shortfalls, "low") == 0.0  # below safety stock: never a donor
