@@ -16,6 +16,7 @@ at 50 x 50: the first stack took 7.6-8.3 ms instead of ~2.5 ms, once per run).
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections import deque
@@ -64,11 +65,17 @@ class Workers:
     :meth:`start` hands a task to an idle thread, or starts a new one when none is
     idle, so every task starts at once and there are never more threads than tasks
     that ran at the same time. Threads are never stopped (daemon threads: they do not
-    hold up the interpreter's exit).
+    hold up the interpreter's exit). A forked child starts without threads (they do not
+    survive ``fork``), so it forgets the parent's.
     """
 
     def __init__(self, name: str) -> None:
         self._name = name
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._tasks: queue.SimpleQueue[tuple[Callable[[], object], threading.Event]] = (
             queue.SimpleQueue()
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 
 import pytest
 
@@ -72,3 +74,35 @@ def test_background_threads_are_reused_by_later_queues():
     started_here = solver_threads() - before
     assert len(started_here) == (0 if before else 1)
     assert set(ran_in) <= before | started_here
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_its_own_background_threads():
+    """Threads do not survive fork: a child that counted the parent's idle thread would
+    hand its job to nobody and wait forever in close()."""
+    warm: JobQueue[int] = JobQueue(1)
+    warm.wait(warm.submit(lambda: 1))
+    warm.close()  # the parent now has an idle solver thread
+    pid = os.fork()
+    if pid == 0:  # child: exit code 0 only if a queue with a background thread works
+        code = 1
+        try:
+            queue: JobQueue[str] = JobQueue(1)
+            job = queue.submit(lambda: threading.current_thread().name)
+            until = time.monotonic() + 5
+            while not job.done() and time.monotonic() < until:
+                time.sleep(0.01)  # not wait(): the caller would run the job itself
+            code = 0 if job.done() and job.result() == "verbund-solver" else 1
+            queue.close()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.02)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung")
