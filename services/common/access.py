@@ -80,9 +80,7 @@ def public(action: str) -> Policy:
     return Policy(action, frozenset(ROLES), public=True)
 
 
-def allow(
-    action: str, *roles: Role, own: str | None = None, own_in_body: bool = False
-) -> Policy:
+def allow(action: str, *roles: Role, own: str | None = None, own_in_body: bool = False) -> Policy:
     return Policy(action, frozenset(roles), own=own, own_in_body=own_in_body)
 
 
@@ -265,11 +263,25 @@ def visible_to(principal: Principal, owners: Iterable[str]) -> bool:
     return principal.role is not Role.PARTNER or principal.id in set(owners)
 
 
+def routing_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusal of a path or method (404, 405), as JSON like every other
+    refusal instead of its plain text; a 405 keeps its ``Allow`` header."""
+    allowed = exc.headers.get("Allow", "")
+    if exc.status == 405:
+        message = f"{request.method} is not allowed on {request.path} (allowed: {allowed})"
+        response = error_response(405, "method_not_allowed", message)
+        response.headers["Allow"] = allowed
+        return response
+    if exc.status == 404:
+        return error_response(404, "no_such_endpoint", f"no endpoint {request.path}")
+    return error_response(exc.status, "bad_request", exc.reason)
+
+
 @web.middleware
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     match = request.match_info
-    if match.http_exception is not None:  # no such route / method: aiohttp's own 404/405
-        return await handler(request)
+    if match.http_exception is not None:  # no such route / method
+        return routing_error(request, match.http_exception)
     control = request.app[ACCESS_KEY]
     resource = match.route.resource
     canonical = resource.canonical if resource is not None else request.path

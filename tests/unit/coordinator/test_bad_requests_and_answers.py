@@ -272,3 +272,22 @@ async def test_a_trigger_the_broker_refuses_to_announce_still_runs_and_is_announ
     commands = [m["type"] for m in producer.sent if m["topic"] == COMMANDS.name]
     assert commands == ["TriggerProtocol", "ApproveRun"]  # in the order they happened
     assert run.run_id not in service._answered and run.run_id in service._dirty
+
+
+async def test_an_unknown_path_or_method_is_refused_in_json(
+    coordinator_api: tuple[Setup, TestClient[Any, Any]],
+) -> None:
+    setup, client = coordinator_api
+    missing = await client.get("/v1/no-such-thing", headers=_auth(setup))
+    assert missing.status == 404
+    assert await missing.json() == {
+        "status": 404,
+        "reason": "no_such_endpoint",
+        "message": "no endpoint /v1/no-such-thing",
+    }
+    wrong = await client.delete("/v1/protocols", headers=_auth(setup))
+    assert wrong.status == 405
+    assert "GET" in wrong.headers["Allow"]
+    body = await wrong.json()
+    assert body["reason"] == "method_not_allowed"
+    assert body["message"].startswith("DELETE is not allowed on /v1/protocols (allowed: ")
