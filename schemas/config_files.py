@@ -3,6 +3,7 @@ reason when that fails. Each loader adds its file kind and raises its own error 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,30 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_StrictLoader)
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                first, value = pairs[0]
+                where = f" (the object that starts {first!r}: {value!r})" if first != key else ""
+                raise ValueError(f"the key {key!r} is given twice in one object{where}")
+            seen.add(key)
+    return result
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(text: str) -> Any:
+    """JSON like ``orjson.loads``, refusing a key given twice in one object (a JSON parser
+    keeps the last one silently: a second ``"positions"`` further down a scenario file
+    would replace the first) and the non-standard NaN and Infinity."""
+    return json.loads(text, object_pairs_hook=_object, parse_constant=_not_a_number)
+
+
 def read_data(path: Path, parse: Callable[[str], Any] = load_yaml) -> Any:
     """``parse`` (YAML by default) of the file's UTF-8 text."""
     try:
@@ -78,7 +103,7 @@ def read_data(path: Path, parse: Callable[[str], Any] = load_yaml) -> Any:
         raise UnreadableFile(
             f"invalid YAML at {where}" + (f": {problem}" if problem else "")
         ) from exc
-    except ValueError as exc:  # JSON (orjson.JSONDecodeError)
+    except ValueError as exc:  # JSON (json.JSONDecodeError, orjson's, a repeated key)
         raise UnreadableFile(" ".join(str(exc).split())) from exc
 
 

@@ -44,7 +44,7 @@ from schemas.common import (
     SiteId,
     Unit,
 )
-from schemas.config_files import UnreadableFile, load_yaml, read_document
+from schemas.config_files import UnreadableFile, load_json, load_yaml, read_document
 from schemas.errors import field_errors
 
 Share = Annotated[float, Field(ge=0, le=1)]
@@ -329,7 +329,7 @@ def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
 def load_scenario(path: Path) -> Scenario:
     """Load a YAML or JSON scenario file."""
     try:
-        data = read_document(path, orjson.loads if path.suffix == ".json" else load_yaml)
+        data = read_document(path, load_json if path.suffix == ".json" else load_yaml)
     except UnreadableFile as exc:
         raise ScenarioFileError(f"{path}: cannot read scenario file: {exc}") from exc
     return parse_scenario(data, str(path))

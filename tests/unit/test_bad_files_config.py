@@ -108,8 +108,31 @@ async def test_requests_still_authenticate_after_a_bad_credentials_edit(tmp_path
         ("s.yaml", f"positions: {DEEP}\n".encode(), "nested too deeply"),
         ("s.yaml", b"# nothing yet\n", "the file is empty"),
         ("s.yaml", b"", "the file is empty"),
+        (
+            "s.json",
+            b'{"name": "a", "as_of": "2026-11-23", "partners": [], "name": "b"}',
+            "the key 'name' is given twice in one object",
+        ),
+        (
+            "s.json",
+            b'{"needs": [{"need_id": "N-1", "quantity": 5, "quantity": 50}]}',
+            "the key 'quantity' is given twice in one object (the object that starts"
+            " 'need_id': 'N-1')",
+        ),
+        ("s.json", b'{"positions": [{"on_hand": NaN}]}', "NaN is not a JSON number"),
+        ("s.json", b'{"name": "a",\n "as_of": }', "line 2 column"),
     ],
-    ids=["yaml-latin-1", "json-latin-1", "yaml-deep", "yaml-comment-only", "yaml-empty"],
+    ids=[
+        "yaml-latin-1",
+        "json-latin-1",
+        "yaml-deep",
+        "yaml-comment-only",
+        "yaml-empty",
+        "json-repeated-top-key",
+        "json-repeated-nested-key",
+        "json-nan",
+        "json-syntax",
+    ],
 )
 def test_scenario_file(tmp_path: Path, name: str, content: bytes, problem: str) -> None:
     path = tmp_path / name
