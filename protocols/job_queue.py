@@ -64,13 +64,15 @@ class Workers:
 
     :meth:`start` hands a task to an idle thread, or starts a new one when none is
     idle, so every task starts at once and there are never more threads than tasks
-    that ran at the same time. Threads are never stopped (daemon threads: they do not
-    hold up the interpreter's exit). A forked child starts without threads (they do not
-    survive ``fork``), so it forgets the parent's.
+    that ran at the same time. At most ``keep`` threads wait idle; one that finishes a
+    task when that many are idle ends. Daemon threads: they do not hold up the
+    interpreter's exit. A forked child starts without threads (they do not survive
+    ``fork``), so it forgets the parent's.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, keep: int) -> None:
         self._name = name
+        self._keep = keep
         self._reset()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._reset)
@@ -101,12 +103,16 @@ class Workers:
                 task()
             finally:
                 with self._lock:  # idle before ``done``: the next task reuses this thread
-                    self._idle += 1
+                    stay = self._idle < self._keep
+                    self._idle += stay
                 done.set()
+            if not stay:
+                return
 
 
-#: The background threads of every :class:`JobQueue`.
-SOLVER_THREADS = Workers("verbund-solver")
+#: The background threads of every :class:`JobQueue` (a run uses ``workers - 1``; more
+#: than 8 idle ones are never needed, see ``protocols.dispatch.MAX_WORKERS``).
+SOLVER_THREADS = Workers("verbund-solver", keep=8)
 
 
 class JobQueue(Generic[T]):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from protocols.job_queue import JobCancelled, JobQueue
+from protocols.job_queue import JobCancelled, JobQueue, Workers
 
 
 @pytest.mark.parametrize("threads", [0, 1, 3])
@@ -106,3 +106,20 @@ def test_a_forked_child_starts_its_own_background_threads():
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail("the forked child hung")
+
+
+def test_at_most_keep_threads_wait_idle_after_a_burst():
+    workers = Workers("test-burst", keep=2)
+    release = threading.Event()
+    done = [workers.start(lambda: release.wait(5)) for _ in range(6)]  # six at once
+    assert sum(t.name == "test-burst" for t in threading.enumerate()) == 6
+    release.set()
+    for finished in done:
+        assert finished.wait(5)
+    until = time.monotonic() + 5
+    while sum(t.name == "test-burst" for t in threading.enumerate()) > 2:
+        assert time.monotonic() < until, "threads beyond keep did not end"
+        time.sleep(0.01)
+    ran_in: list[int] = []  # the two kept threads still serve
+    again = [workers.start(lambda: ran_in.append(threading.get_ident())) for _ in range(2)]
+    assert all(e.wait(5) for e in again) and len(ran_in) == 2
