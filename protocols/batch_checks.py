@@ -8,10 +8,11 @@ material and need ids are unique. So :class:`BatchChecks` runs the same checks o
 batch of orders and fulfilment entries as soon as it is made (``run._Outcome.flush``),
 while later materials are still being solved.
 
-The result counts only if the decision holds exactly the checked batches: the same
+The result counts only if the decision holds exactly the checked batches (the same
 order and fulfilment objects in the same order, no capacity assignments or purchase
-shares, and no need id in two batches. Otherwise (``None``) the caller checks the
-decision whole. The violations are those of ``check_decision``, in its order: per
+shares) and the checks were local: no need id and no donor in two batches, no order
+for a need outside its batch. Otherwise (``None``) the caller checks the decision
+whole. The violations are those of ``check_decision``, in its order: per
 family, donors in key order, tier priority only when the decision is proven optimal.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from itertools import chain
-from operator import attrgetter, is_
+from operator import is_
 
 from protocols.decisions import Decision, NeedFulfilment, TransferOrder
 from protocols.invariants import (
@@ -31,13 +32,10 @@ from protocols.invariants import (
     receiver_violations,
     tier_priority_applies,
     tier_violations,
-    unknown_need_violations,
 )
 from protocols.reallocation import MaterialProblem
 from schemas.protocol import ReallocationParameters
 from schemas.scenario import Scenario
-
-_NEED_ID = attrgetter("need_id")
 
 
 def _same(made: Sequence[object], checked: Sequence[object]) -> bool:
@@ -54,10 +52,13 @@ class BatchChecks:
         self._stock: Stock | None = None  # indexed on the first batch
         self._transfers: list[TransferOrder] = []
         self._fills: list[NeedFulfilment] = []
-        self._need_ids = 0  # distinct need ids, summed over the batches
+        # what makes the checks local to their batch: no need id and no donor in two
+        self._need_ids: set[str] = set()
+        self._donor_keys: set[tuple[str, str, str]] = set()
+        self._overlap = False
         self._receivers: list[str] = []
         self._deliveries: list[str] = []
-        self._unknown: dict[str, None] = {}
+        self._unknown: set[str] = set()
         self._donors: list[tuple[tuple[str, str, str], str]] = []
         self._tier: list[str] = []
         self.seconds = 0.0
@@ -75,24 +76,28 @@ class BatchChecks:
         sums = OrderSums.of_lists(orders, fills)
         self._receivers += receiver_violations(fills, sums)
         self._deliveries += delivery_violations(fills, sums)
-        self._unknown.update(dict.fromkeys(sums.unknown))
+        self._unknown.update(sums.unknown)
         self._donors += donor_violations(self._stock, sums)
         if self._tier_applies:
             self._tier += tier_violations(materials, sums)
         self._transfers += orders
         self._fills += fills
-        self._need_ids += len(sums.need_index)
+        self._overlap |= not self._need_ids.isdisjoint(sums.need_index)
+        self._overlap |= not self._donor_keys.isdisjoint(sums.donor_index)
+        self._need_ids.update(sums.need_index)
+        self._donor_keys.update(sums.donor_index)
         self.seconds += time.perf_counter() - start
 
     def result(self, decision: Decision) -> list[str] | None:
         """The violations of ``decision`` if it is exactly the checked batches, else
         None (check it whole)."""
         if (
-            decision.capacity_assignments
+            self._overlap
+            or self._unknown  # orders for a need of another batch, or of none
+            or decision.capacity_assignments
             or decision.purchase_shares
             or not _same(decision.transfers, self._transfers)
             or not _same(decision.fulfilment, self._fills)
-            or len(set(map(_NEED_ID, self._fills))) != self._need_ids
         ):
             return None
         donors = sorted(self._donors, key=lambda found: found[0])  # stable: per key
@@ -101,7 +106,6 @@ class BatchChecks:
             chain(
                 self._receivers,
                 self._deliveries,
-                unknown_need_violations(self._unknown),
                 (problem for _, problem in donors),
                 tier,
             )

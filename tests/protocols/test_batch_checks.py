@@ -123,3 +123,43 @@ def test_a_run_reports_what_the_batches_found(case, monkeypatch):
     assert "Invariant violated: conservation" in r.decision.explanation
     as_solved = r.decision.model_copy(update={"status": SolveStatus.OPTIMAL})
     assert r.violations == check_decision(sc, proto.optimization, proto.scope, as_solved, problems)
+
+
+def _two_batches(sc, proto, decision, problems, extra_order):
+    """The decision checked in two batches (first half and second half of the materials),
+    with ``extra_order`` added to the second batch; returns the checks and the decision
+    that holds exactly what was checked."""
+    half = len(problems) // 2
+    first = {mp.material_id for mp in problems[:half]}
+    orders = [
+        [t for t in decision.transfers if (t.material_id in first) == side]
+        for side in (True, False)
+    ]
+    fills = [
+        [f for f in decision.fulfilment if (f.item in first) == side] for side in (True, False)
+    ]
+    orders[1].append(extra_order)
+    checks = BatchChecks(sc, proto.optimization)
+    checks.add(problems[:half], orders[0], fills[0])
+    checks.add(problems[half:], orders[1], fills[1])
+    made = decision.model_copy(
+        update={"transfers": orders[0] + orders[1], "fulfilment": fills[0] + fills[1]}
+    )
+    return checks, made
+
+
+def test_a_donor_or_a_need_in_two_batches_is_left_to_the_whole_check(case):
+    """Each half within the donor's share, together over it: only the whole check sees it."""
+    proto, sc, decision, problems = case
+    first = decision.transfers[0]
+    second_half = problems[len(problems) // 2].material_id
+    assert first.material_id != second_half
+    again = first.model_copy(update={"order_id": "tr-again"})  # same donor, later batch
+    checks, made = _two_batches(sc, proto, decision, problems, again)
+    assert checks.result(made) is None
+    elsewhere = first.model_copy(
+        update={"order_id": "tr-elsewhere", "from_partner": "p-none", "from_site": "x"}
+    )  # a donor of its own, but a need of the first batch: unknown in the second
+    checks, made = _two_batches(sc, proto, decision, problems, elsewhere)
+    assert checks.result(made) is None
+    assert check_decision(sc, proto.optimization, proto.scope, made, problems)
