@@ -4,6 +4,7 @@ reason when that fails. Each loader adds its file kind and raises its own error 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,22 +66,38 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                first, value = pairs[0]
-                where = f" (the object that starts {first!r}: {value!r})" if first != key else ""
-                raise ValueError(f"the key {key!r} is given twice in one object{where}")
+                raise ValueError(f"the key {key!r} is given twice in one object{_near(pairs)}")
             seen.add(key)
     return result
+
+
+def _near(pairs: list[tuple[str, Any]]) -> str:
+    """Where an object is, by its first field if that is a short plain value."""
+    first, value = pairs[0]
+    if isinstance(value, str | int | float) and len(repr(value)) <= 60:
+        return f" (the object that starts {first!r}: {value!r})"
+    return ""
 
 
 def _not_a_number(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a number")
+    return value
+
+
 def load_json(text: str) -> Any:
     """JSON like ``orjson.loads``, refusing a key given twice in one object (a JSON parser
     keeps the last one silently: a second ``"positions"`` further down a scenario file
-    would replace the first) and the non-standard NaN and Infinity."""
-    return json.loads(text, object_pairs_hook=_object, parse_constant=_not_a_number)
+    would replace the first), the non-standard NaN and Infinity, and numbers too large
+    for a float."""
+    return json.loads(
+        text, object_pairs_hook=_object, parse_constant=_not_a_number, parse_float=_finite
+    )
 
 
 def read_data(path: Path, parse: Callable[[str], Any] = load_yaml) -> Any:

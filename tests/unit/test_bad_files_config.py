@@ -120,6 +120,12 @@ async def test_requests_still_authenticate_after_a_bad_credentials_edit(tmp_path
             " 'need_id': 'N-1')",
         ),
         ("s.json", b'{"positions": [{"on_hand": NaN}]}', "NaN is not a JSON number"),
+        ("s.json", b'{"positions": [{"on_hand": 1e400}]}', "1e400 is too large for a number"),
+        (
+            "s.json",
+            b'{"partners": [' + b'{"id": "p"},' * 2000 + b'{"id": "q"}], "partners": []}',
+            "the key 'partners' is given twice in one object",
+        ),
         ("s.json", b'{"name": "a",\n "as_of": }', "line 2 column"),
     ],
     ids=[
@@ -131,6 +137,8 @@ async def test_requests_still_authenticate_after_a_bad_credentials_edit(tmp_path
         "json-repeated-top-key",
         "json-repeated-nested-key",
         "json-nan",
+        "json-overflow",
+        "json-repeated-long-key",
         "json-syntax",
     ],
 )
@@ -141,6 +149,7 @@ def test_scenario_file(tmp_path: Path, name: str, content: bytes, problem: str) 
         load_scenario(path)
     assert str(info.value).startswith(f"{path}: cannot read scenario file: ")
     assert problem in str(info.value)
+    assert len(str(info.value)) < 300 + len(str(path))  # names the problem, not the data
 
 
 def test_a_legacy_tokens_file_not_in_utf8_or_nested_too_deeply_is_refused_naming_it(
