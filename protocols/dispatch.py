@@ -212,9 +212,10 @@ class Solving:
             self._jobs[i] = (queued, position, batch)
 
     def waits_for_solver(self, i: int) -> bool:
-        """Whether the ``i``-th solution would now have to wait for an unfinished job."""
+        """Whether the ``i``-th solution would now have to wait for an unfinished job that
+        a background thread runs or may take (without one, the caller runs it)."""
         queued = self._jobs.get(i)
-        return queued is not None and not queued[0].done()
+        return queued is not None and self._queue.has_threads and not queued[0].done()
 
     def __enter__(self) -> Solving:
         return self

@@ -85,29 +85,36 @@ class Workers:
         self._idle = 0
 
     def start(self, task: Callable[[], object]) -> threading.Event:
-        """Run ``task`` in a worker thread; the event is set when it has returned."""
+        """Run ``task`` in a worker thread; the event is set when it has returned. Raises
+        ``RuntimeError`` (nothing started) if no thread can be started."""
         done = threading.Event()
         with self._lock:
-            spawn = self._idle == 0
-            if not spawn:
+            reuse = self._idle > 0
+            if reuse:
                 self._idle -= 1
-        self._tasks.put((task, done))
-        if spawn:
-            threading.Thread(target=self._serve, name=self._name, daemon=True).start()
+        if reuse:
+            self._tasks.put((task, done))
+        else:  # the new thread's first task is its own: none is queued for a thread
+            # that may fail to start
+            threading.Thread(
+                target=self._serve, args=(task, done), name=self._name, daemon=True
+            ).start()
         return done
 
-    def _serve(self) -> None:
+    def _serve(self, task: Callable[[], object], done: threading.Event) -> None:
         while True:
-            task, done = self._tasks.get()
             try:
                 task()
-            finally:
-                with self._lock:  # idle before ``done``: the next task reuses this thread
-                    stay = self._idle < self._keep
-                    self._idle += stay
-                done.set()
+            except BaseException:
+                done.set()  # a task that raised ends its thread, which is not counted idle
+                raise
+            with self._lock:  # idle before ``done``: the next task reuses this thread
+                stay = self._idle < self._keep
+                self._idle += stay
+            done.set()
             if not stay:
                 return
+            task, done = self._tasks.get()
 
 
 #: The background threads of every :class:`JobQueue` (a run uses ``workers - 1``; more
@@ -135,8 +142,16 @@ class JobQueue(Generic[T]):
             self._pending.append(job)
             self._ready.notify()
         if len(self._workers) < self._threads:
-            self._workers.append(SOLVER_THREADS.start(self._work))
+            try:
+                self._workers.append(SOLVER_THREADS.start(self._work))
+            except RuntimeError:  # no thread to be had: callers of wait() run the jobs
+                self._threads = len(self._workers)
         return job
+
+    @property
+    def has_threads(self) -> bool:
+        """Whether background threads run jobs (else only callers of :meth:`wait`)."""
+        return self._threads > 0
 
     def wait(self, job: Job[T]) -> T:
         """The result of ``job``, running queued jobs in this thread meanwhile."""

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from protocols import job_queue
 from protocols.job_queue import JobCancelled, JobQueue, Workers
 
 
@@ -123,3 +124,23 @@ def test_at_most_keep_threads_wait_idle_after_a_burst():
     ran_in: list[int] = []  # the two kept threads still serve
     again = [workers.start(lambda: ran_in.append(threading.get_ident())) for _ in range(2)]
     assert all(e.wait(5) for e in again) and len(ran_in) == 2
+
+
+def test_a_task_that_raises_ends_its_thread_without_stranding_the_next(monkeypatch):
+    workers = Workers("test-raise", keep=2)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # expected here
+    failed = workers.start(lambda: 1 / 0)
+    assert failed.wait(5)
+    after = workers.start(lambda: None)  # must not be handed to the ended thread
+    assert after.wait(5)
+
+
+def test_a_queue_without_a_thread_to_be_had_runs_its_jobs_in_the_caller(monkeypatch):
+    def no_thread(task):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(job_queue.SOLVER_THREADS, "start", no_thread)
+    queue: JobQueue[int] = JobQueue(2)
+    jobs = [queue.submit(lambda k=k: k + 1) for k in range(3)]
+    assert [queue.wait(job) for job in jobs] == [1, 2, 3]
+    queue.close()  # nothing to wait for
